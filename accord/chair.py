@@ -1,0 +1,199 @@
+"""The chair: runs a protocol over the bus and keeps the session's ledger.
+
+It is the only writer of the ledger. Each delegate message is checked (known sender,
+topic matches signer, good signature, next sequence number) before the protocol sees
+it; a message that fails is not chained in but its rejection is, with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from accord.bus import Bus, Message
+from accord.bus.topics import broadcast_topic, delegate_inbox, outboxes_filter
+from accord.ledger import Envelope, EnvelopeError, Ledger, PublicKeys, Signer
+from accord.progress import ProgressSink, SessionEvent
+from protocols.base import Protocol
+from protocols.events import Call, ChairEvent, Ended, Rejection
+from protocols.moves import Move
+
+CHAIR = "chair"
+_MOVE = TypeAdapter(Move)
+
+
+class Chair:
+    def __init__(
+        self,
+        session_id: str,
+        protocol: Protocol,
+        signer: Signer,
+        keys: PublicKeys,
+        bus: Bus,
+        ledger: Ledger,
+        turn_timeout_s: float,
+        progress: ProgressSink | None = None,
+        batch_size: int = 512,
+        flush_interval_s: float = 0.05,
+    ) -> None:
+        self.session_id = session_id
+        self.protocol = protocol
+        self.signer = signer
+        self.keys = keys
+        self.bus = bus
+        self.ledger = ledger
+        self.turn_timeout_s = turn_timeout_s
+        self.progress = progress
+        self.batch_size = batch_size
+        self.flush_interval_s = flush_interval_s
+        self._buffer: list[tuple[Envelope, bytes]] = []
+        self._buffered_since = 0.0
+        self._recorded = 0
+        self._next_seq: dict[str, int] = {}
+        self._deadlines: dict[str, float] = {}
+
+    async def run(self, open_body: dict[str, Any]) -> Ended:
+        loop = asyncio.get_running_loop()
+        async with self.bus.subscribe(outboxes_filter(self.session_id)) as inbox:
+            await self._announce("session.open", open_body)
+            await self._dispatch(self.protocol.start())
+            messages = aiter(inbox)
+            waiting: asyncio.Task[Message] | None = None
+            while not self.protocol.done:
+                if waiting is None:
+                    waiting = asyncio.ensure_future(anext(messages))
+                # Appends are batched: at most `flush_interval_s` of entries wait in memory,
+                # and a crash loses only an unflushed tail, never a middle.
+                now = loop.time()
+                if self._buffer and (
+                    len(self._buffer) >= self.batch_size
+                    or now - self._buffered_since >= self.flush_interval_s
+                ):
+                    await self._flush()
+                timeout = self._next_deadline(now)
+                if self._buffer:
+                    flush_in = self._buffered_since + self.flush_interval_s - now
+                    timeout = flush_in if timeout is None else min(timeout, flush_in)
+                done, _ = await asyncio.wait({waiting}, timeout=max(0.0, timeout) if timeout is not None else None)
+                if not done:
+                    await self._dispatch(self._expire(loop.time()))
+                    continue
+                try:
+                    message = waiting.result()
+                except StopAsyncIteration:
+                    raise RuntimeError("the bus closed before the session ended") from None
+                waiting = None
+                await self._dispatch(self._consume(message))
+            if waiting is not None:
+                waiting.cancel()
+        ended = self.protocol.ended
+        assert ended is not None
+        await self._announce("session.close", {"reason": ended.reason})
+        await self._flush()
+        return ended
+
+    def _next_deadline(self, now: float) -> float | None:
+        if not self._deadlines:
+            return None
+        return max(0.0, min(self._deadlines.values()) - now)
+
+    def _expire(self, now: float) -> list[ChairEvent]:
+        events: list[ChairEvent] = []
+        for delegate, deadline in sorted(self._deadlines.items()):
+            if deadline <= now:
+                del self._deadlines[delegate]
+                events.extend(self.protocol.timeout(delegate))
+        return events
+
+    def _consume(self, message: Message) -> list[ChairEvent]:
+        """Check a delegate's message; record it; feed its move to the protocol."""
+        try:
+            env = Envelope.parse(message.payload)
+        except EnvelopeError as exc:
+            self._record_refused(message, str(exc))
+            return []
+        topic_sender = message.topic.split("/")[-2]
+        if env.session != self.session_id:
+            self._record_refused(message, f"envelope for session {env.session!r}")
+            return []
+        if env.actor != topic_sender or env.actor == CHAIR:
+            self._record_refused(message, f"signed by {env.actor!r} but sent on {topic_sender!r}'s topic")
+            return []
+        if env.actor not in self.keys:
+            self._record_refused(message, f"unknown sender {env.actor!r}")
+            return []
+        if not env.verify(self.keys):
+            self._record_refused(message, f"bad signature from {env.actor!r}")
+            return []
+        expected = self._next_seq.get(env.actor, 1)
+        if env.seq != expected:
+            why = "replayed" if env.seq < expected else "out of order"
+            self._record_refused(
+                message, f"{why} sequence number {env.seq} from {env.actor!r} (expected {expected})"
+            )
+            return []
+        self._next_seq[env.actor] = expected + 1
+        self._record(env, env.canonical())
+        if env.kind != "move":
+            return []
+        self._deadlines.pop(env.actor, None)
+        try:
+            move = _MOVE.validate_python(env.body.get("move"))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            return self._after_illegal(env.actor, f"malformed move: {where}: {first['msg']}")
+        return self.protocol.receive(env.actor, move)
+
+    def _after_illegal(self, actor: str, reason: str) -> list[ChairEvent]:
+        events: list[ChairEvent] = [Rejection(to=actor, reason=reason)]
+        # The turn is still the sender's: call it again so the session goes on.
+        events.extend(call for call in self.protocol.pending if call.to == actor)
+        return events
+
+    def _record_refused(self, message: Message, reason: str) -> None:
+        digest = hashlib.sha256(message.payload).hexdigest()
+        env = self.signer.seal(
+            "refused-message",
+            {"topic": message.topic, "sha256": digest, "bytes": len(message.payload), "reason": reason},
+        )
+        self._record(env, env.canonical())
+
+    async def _dispatch(self, events: list[ChairEvent]) -> None:
+        loop = asyncio.get_running_loop()
+        for event in events:
+            body = event.model_dump(mode="json")
+            if isinstance(event, Call):
+                self._deadlines[event.to] = loop.time() + self.turn_timeout_s
+                await self._send(delegate_inbox(self.session_id, event.to), "call", body)
+            elif isinstance(event, Rejection):
+                await self._send(delegate_inbox(self.session_id, event.to), "rejection", body)
+            else:
+                if isinstance(event, Ended):
+                    self._deadlines.clear()
+                await self._announce(event.kind, body)
+
+    async def _announce(self, kind: str, body: dict[str, Any]) -> None:
+        await self._send(broadcast_topic(self.session_id), kind, body)
+
+    async def _send(self, topic: str, kind: str, body: dict[str, Any]) -> None:
+        env = self.signer.seal(kind, body)
+        raw = env.canonical()
+        self._record(env, raw)
+        await self.bus.publish(topic, raw)
+
+    def _record(self, env: Envelope, raw: bytes) -> None:
+        if not self._buffer:
+            self._buffered_since = asyncio.get_running_loop().time()
+        self._buffer.append((env, raw))
+        if self.progress is not None:
+            self.progress(SessionEvent(self._recorded, env.kind, env.actor, env.body))
+        self._recorded += 1
+
+    async def _flush(self) -> None:
+        if self._buffer:
+            batch, self._buffer = self._buffer, []
+            await self.ledger.append_canonical(self.session_id, batch)

@@ -1,0 +1,243 @@
+"""The `accord` command: run sessions, read their trails, verify their records."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from accord.ledger import DEFAULT_LEDGER, Ledger, LedgerError, verify_entries
+from accord.session import run_session
+from accord.session_file import SessionFileError, session_schema
+from accord.session_plan import load_plan
+from accord.trail import read_trail
+from accord.views import LiveProgress, outcome_tables
+
+app = typer.Typer(
+    help="Accord: AI delegates negotiate for their constituencies; every move signed and traced to values.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+LedgerOpt = Annotated[
+    str,
+    typer.Option(
+        "--ledger",
+        "-l",
+        envvar="ACCORD_LEDGER",
+        help="Ledger database: a SQLite file path or a database URL.",
+    ),
+]
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+async def _open_existing(location: str) -> Ledger:
+    try:
+        return await Ledger.open(location, create=False)
+    except LedgerError as exc:
+        _fail(str(exc))
+        raise
+
+
+@app.command()
+def run(
+    file: Annotated[Path, typer.Argument(help="Session file (YAML or JSON).")],
+    ledger: LedgerOpt = DEFAULT_LEDGER,
+    bus: Annotated[str, typer.Option(help="Bus URL: memory:// (default) or mqtt://host:port.")] = "memory://",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live view.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+) -> None:
+    """Run a deliberation session to its outcome, with live progress."""
+    try:
+        plan, _ = load_plan(file)
+    except SessionFileError as exc:
+        _fail(str(exc))
+        raise
+
+    async def go() -> Any:
+        store = await Ledger.open(ledger)
+        try:
+            if quiet or as_json or not console.is_terminal:
+                return await run_session(plan, store, bus_url=bus)
+            live_state = LiveProgress(plan)
+            with Live(live_state.render(), console=console, refresh_per_second=12) as live:
+
+                def on_event(event: Any) -> None:
+                    live_state(event)
+                    live.update(live_state.render())
+
+                return await run_session(plan, store, bus_url=bus, progress=on_event)
+        finally:
+            await store.close()
+
+    result = asyncio.run(go())
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "session": result.session_id,
+                    "agreement": result.ended.agreement,
+                    "reason": result.ended.reason,
+                    "round": result.ended.round,
+                    "utilities": {
+                        r.delegate: r.breakdown.utility if r.breakdown else None
+                        for r in result.delegates
+                    },
+                    "entries": result.entries,
+                    "ledger": result.ledger,
+                },
+                indent=2,
+            )
+        )
+        return
+    console.print(outcome_tables(plan, result))
+
+
+@app.command()
+def log(
+    session: Annotated[str, typer.Argument(help="Session id, unique prefix, or 'latest'.")] = "latest",
+    ledger: LedgerOpt = DEFAULT_LEDGER,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """The session's trail: each move with the cards that justified it."""
+
+    async def go() -> tuple[str, list[Any]]:
+        store = await _open_existing(ledger)
+        try:
+            info = await store.find_session(session)
+            return info.id, await store.entries(info.id)
+        except LedgerError as exc:
+            _fail(str(exc))
+            raise
+        finally:
+            await store.close()
+
+    session_id, rows = asyncio.run(go())
+    items = read_trail(rows)
+    if as_json:
+        for item in items:
+            sys.stdout.write(item.model_dump_json() + "\n")
+        return
+    console.print(f"[bold]{session_id}[/]: {len(rows)} entries")
+    for item in items:
+        offer = ", ".join(f"{k}={v}" for k, v in (item.offer or {}).items())
+        rnd = f"r{item.round:<3}" if item.round else "    "
+        if item.kind == "move":
+            style = "green" if item.move == "accept" else "cyan"
+            console.print(
+                f"{rnd} [bold]{item.actor}[/] [{style}]{item.move}[/] {offer}  "
+                f"utility {item.utility:+.3f}",
+                highlight=False,
+            )
+            for c in item.cited:
+                console.print(f"       {c.contribution:+.3f}  {c.title} [dim]({c.card})[/]", highlight=False)
+            console.print(f"       [italic]{item.rationale}[/]", highlight=False)
+        elif item.kind == "refusal":
+            console.print(
+                f"{rnd} [bold]{item.actor}[/] [yellow]refused by mandate[/]: {item.move} {offer}: {item.detail}",
+                highlight=False,
+            )
+        elif item.kind == "ended":
+            verdict = f"agreement {offer}" if item.offer else "no agreement"
+            console.print(f"[bold]ended[/]: {verdict} ({item.detail})", highlight=False)
+        else:
+            console.print(f"{rnd} [red]{item.kind}[/] {item.actor}: {item.detail}", highlight=False)
+
+
+@app.command()
+def verify(
+    session: Annotated[
+        str | None, typer.Argument(help="Session id, prefix or 'latest'; all sessions if omitted.")
+    ] = None,
+    ledger: LedgerOpt = DEFAULT_LEDGER,
+) -> None:
+    """Check every signature, sequence number and hash link; exit 1 naming the first bad entry."""
+
+    async def go() -> list[Any]:
+        store = await _open_existing(ledger)
+        try:
+            targets = [await store.find_session(session)] if session else await store.sessions()
+            return [verify_entries(s.id, await store.entries(s.id)) for s in targets]
+        except LedgerError as exc:
+            _fail(str(exc))
+            raise
+        finally:
+            await store.close()
+
+    reports = asyncio.run(go())
+    bad = 0
+    for report in reports:
+        if report.ok:
+            console.print(
+                f"[green]ok[/] {report.session_id}: {report.entries} entries, "
+                f"{report.signatures_checked} signatures, chain intact"
+            )
+            continue
+        bad += 1
+        first = report.first
+        assert first is not None
+        console.print(
+            f"[bold red]FAILED[/] {report.session_id}: entry {first.idx} "
+            f"({first.kind} by {first.actor}): {first.reason}",
+            highlight=False,
+        )
+        for more in report.problems[1:5]:
+            console.print(f"  then entry {more.idx} ({more.kind} by {more.actor}): {more.reason}")
+    if bad:
+        raise typer.Exit(1)
+
+
+@app.command()
+def sessions(ledger: LedgerOpt = DEFAULT_LEDGER) -> None:
+    """List the sessions in a ledger."""
+
+    async def go() -> list[Any]:
+        store = await _open_existing(ledger)
+        try:
+            return await store.sessions()
+        finally:
+            await store.close()
+
+    table = Table()
+    for col in ("session", "title", "started", "status", "entries", "agreement"):
+        table.add_column(col)
+    for s in asyncio.run(go()):
+        agreement = (s.outcome or {}).get("agreement")
+        table.add_row(
+            s.id,
+            s.title,
+            s.created_at[:19],
+            s.status,
+            str(s.entries),
+            ", ".join(f"{k}={v}" for k, v in agreement.items()) if agreement else "—",
+        )
+    console.print(table)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of session files, for editors and validators."""
+    print(json.dumps(session_schema(), indent=2))
+
+
+def main() -> None:  # pragma: no cover - console-script shim
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()

@@ -1,0 +1,81 @@
+"""Actor identities: an id and an Ed25519 key pair."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def unb64(text: str) -> bytes:
+    return base64.b64decode(text.encode("ascii"), validate=True)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who signs: an actor id (the chair, or a delegate's constituency id) and its key."""
+
+    actor: str
+    private_key: Ed25519PrivateKey
+
+    @classmethod
+    def generate(cls, actor: str) -> Identity:
+        return cls(actor, Ed25519PrivateKey.generate())
+
+    @classmethod
+    def from_private_bytes(cls, actor: str, raw: bytes) -> Identity:
+        return cls(actor, Ed25519PrivateKey.from_private_bytes(raw))
+
+    def private_bytes(self) -> bytes:
+        return self.private_key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+
+    @property
+    def public_key(self) -> str:
+        """Base64 of the raw 32-byte public key, as written into the ledger."""
+        raw = self.private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        return b64(raw)
+
+    def sign(self, message: bytes) -> bytes:
+        return self.private_key.sign(message)
+
+
+class PublicKeys:
+    """Verifies signatures by actor id; loaded keys are parsed once."""
+
+    def __init__(self, keys: dict[str, str]) -> None:
+        self._raw = dict(keys)
+        self._parsed: dict[str, Ed25519PublicKey] = {}
+
+    def __contains__(self, actor: str) -> bool:
+        return actor in self._raw
+
+    def as_dict(self) -> dict[str, str]:
+        return dict(self._raw)
+
+    def verify(self, actor: str, signature: bytes, message: bytes) -> bool:
+        key = self._parsed.get(actor)
+        if key is None:
+            if actor not in self._raw:
+                return False
+            key = Ed25519PublicKey.from_public_bytes(unb64(self._raw[actor]))
+            self._parsed[actor] = key
+        try:
+            key.verify(signature, message)
+        except InvalidSignature:
+            return False
+        return True

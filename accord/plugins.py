@@ -1,0 +1,77 @@
+"""Finding protocols and strategies: entry points, so a researcher's package plugs in.
+
+A package declares, in its pyproject.toml:
+
+    [project.entry-points."accord.protocols"]
+    my-protocol = "my_package.module:MyProtocol"
+
+and `accord protocols` lists it, `protocol: {name: my-protocol}` runs it.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import Any
+
+from delegates.base import Strategy
+from delegates.time_dependent import Boulware, Conceder, Linear
+from protocols.base import Protocol
+from protocols.stacked_alternating_offers import StackedAlternatingOffers
+
+PROTOCOL_GROUP = "accord.protocols"
+STRATEGY_GROUP = "accord.strategies"
+
+# Built-ins are listed here too, so a source checkout that was never pip-installed works.
+_BUILTIN_PROTOCOLS: dict[str, type[Protocol]] = {
+    StackedAlternatingOffers.name: StackedAlternatingOffers,
+}
+_BUILTIN_STRATEGIES: dict[str, type[Strategy]] = {
+    cls.name: cls for cls in (Boulware, Linear, Conceder)
+}
+
+
+class PluginError(LookupError):
+    pass
+
+
+def _discover(group: str, base: type, builtins: dict[str, Any]) -> dict[str, Any]:
+    found = dict(builtins)
+    for ep in entry_points(group=group):
+        if ep.name in found:
+            continue
+        try:
+            obj = ep.load()
+        except Exception as exc:  # noqa: BLE001 - a broken plug-in must not break the CLI
+            raise PluginError(f"plug-in {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
+        if not (isinstance(obj, type) and issubclass(obj, base)):
+            raise PluginError(f"plug-in {ep.name!r} ({ep.value}) is not a {base.__name__}")
+        found[ep.name] = obj
+    return found
+
+
+def protocols() -> dict[str, type[Protocol]]:
+    return _discover(PROTOCOL_GROUP, Protocol, _BUILTIN_PROTOCOLS)
+
+
+def strategies() -> dict[str, type[Strategy]]:
+    return _discover(STRATEGY_GROUP, Strategy, _BUILTIN_STRATEGIES)
+
+
+def protocol(name: str) -> type[Protocol]:
+    known = protocols()
+    if name not in known:
+        raise PluginError(
+            f"unknown protocol {name!r}; installed: {', '.join(sorted(known))} "
+            f"(a plug-in registers under the entry-point group {PROTOCOL_GROUP!r})"
+        )
+    return known[name]
+
+
+def strategy(name: str) -> type[Strategy]:
+    known = strategies()
+    if name not in known:
+        raise PluginError(
+            f"unknown strategy {name!r}; installed: {', '.join(sorted(known))} "
+            f"(a plug-in registers under the entry-point group {STRATEGY_GROUP!r})"
+        )
+    return known[name]

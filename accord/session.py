@@ -1,0 +1,139 @@
+"""Running a session: wire a chair and delegates to a bus and a ledger, run to an outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from accord.bus import open_bus
+from accord.chair import CHAIR, Chair
+from accord.delegate_runner import DelegateRunner
+from accord.ledger import Identity, Ledger, PublicKeys, Signer
+from accord.progress import ProgressSink
+from accord.session_plan import SessionPlan
+from constituencies import UtilityBreakdown
+from protocols.events import Ended
+
+
+@dataclass(frozen=True)
+class DelegateResult:
+    delegate: str
+    strategy: str
+    breakdown: UtilityBreakdown | None
+    best: float
+    worst: float
+    constituents: dict[str, float]
+
+    @property
+    def satisfaction(self) -> float | None:
+        """Utility of the outcome as a share of the span from worst to best outcome."""
+        if self.breakdown is None:
+            return None
+        span = self.best - self.worst
+        return 1.0 if span <= 0 else (self.breakdown.utility - self.worst) / span
+
+
+@dataclass(frozen=True)
+class SessionResult:
+    session_id: str
+    ended: Ended
+    delegates: list[DelegateResult]
+    entries: int
+    ledger: str
+
+
+def new_session_id(spec_id: str) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return f"{spec_id}-{stamp}-{secrets.token_hex(2)}"
+
+
+def evaluate(plan: SessionPlan, agreement: dict[str, str] | None) -> list[DelegateResult]:
+    results = []
+    for p in plan.participants:
+        space = p.delegate.view.space
+        breakdown = p.model.breakdown(agreement) if agreement else None
+        people = (
+            {c.id: p.model.constituent_utility(c.id, agreement) for c in p.constituency.constituents}
+            if agreement
+            else {}
+        )
+        results.append(
+            DelegateResult(p.id, p.strategy_name, breakdown, space.best, space.worst, people)
+        )
+    return results
+
+
+async def run_session(
+    plan: SessionPlan,
+    ledger: Ledger,
+    *,
+    bus_url: str = "memory://",
+    session_id: str | None = None,
+    progress: ProgressSink | None = None,
+) -> SessionResult:
+    """Run `plan` to its outcome; every message signed, checked and chained into `ledger`."""
+    session_id = session_id or new_session_id(plan.spec.id)
+    chair_id = Identity.generate(CHAIR)
+    identities = {p.id: Identity.generate(p.id) for p in plan.participants}
+    keys = {CHAIR: chair_id.public_key} | {d: i.public_key for d, i in identities.items()}
+    open_body: dict[str, Any] = {
+        "session_id": session_id,
+        "spec": plan.spec.model_dump(mode="json"),
+        "spec_hash": plan.spec_hash,
+        "protocol": {"name": plan.protocol_cls.name, "params": plan.protocol_params.model_dump()},
+        "seed": plan.spec.seed,
+        "keys": keys,
+        "delegates": {
+            p.id: {"strategy": p.strategy_name, "value_model": p.model.hash}
+            for p in plan.participants
+        },
+    }
+    await ledger.create_session(session_id, plan.spec.id, plan.spec.title, plan.spec_hash)
+    chair_keys = PublicKeys({CHAIR: chair_id.public_key})
+    async with open_bus(bus_url) as bus:
+        runners = [
+            DelegateRunner(
+                session_id,
+                p.delegate,
+                Signer(identities[p.id], session_id),
+                chair_keys,
+                bus,
+                p.model.hash,
+            )
+            for p in plan.participants
+        ]
+        tasks = [asyncio.create_task(r.run(), name=f"delegate:{r.delegate.id}") for r in runners]
+        try:
+            await asyncio.gather(*(r.ready.wait() for r in runners))
+            chair = Chair(
+                session_id,
+                plan.new_protocol(),
+                Signer(chair_id, session_id),
+                PublicKeys(keys),
+                bus,
+                ledger,
+                plan.spec.turn_timeout_s,
+                progress,
+            )
+            ended = await chair.run(open_body)
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    results = evaluate(plan, ended.agreement)
+    await ledger.finish_session(
+        session_id,
+        {
+            "agreement": ended.agreement,
+            "reason": ended.reason,
+            "round": ended.round,
+            "utilities": {
+                r.delegate: (r.breakdown.utility if r.breakdown else None) for r in results
+            },
+        },
+    )
+    return SessionResult(session_id, ended, results, chair._recorded, ledger.location)

@@ -1,0 +1,120 @@
+"""From a validated session file to everything a run needs, checked before anything runs.
+
+Protocol parameters and strategy options are validated here against the plug-ins'
+own models, so a bad value is reported with the file and field, and the ledger is
+never touched by a session that cannot start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from accord import plugins
+from accord.session_file import SessionFileError, SessionSpec, load_session
+from constituencies import Constituency, ValueModel
+from constituencies.hashing import content_hash
+from delegates.base import DelegateView, Strategy
+from delegates.delegate import Delegate
+from protocols.agenda import Agenda
+from protocols.base import Protocol, ProtocolParams
+
+
+@dataclass
+class Participant:
+    constituency: Constituency
+    model: ValueModel
+    strategy_name: str
+    delegate: Delegate
+
+    @property
+    def id(self) -> str:
+        return self.constituency.id
+
+
+@dataclass
+class SessionPlan:
+    spec: SessionSpec
+    source: str
+    agenda: Agenda
+    protocol_cls: type[Protocol]
+    protocol_params: ProtocolParams
+    participants: list[Participant]
+
+    @property
+    def spec_hash(self) -> str:
+        return content_hash(self.spec)
+
+    def participant(self, delegate_id: str) -> Participant:
+        for p in self.participants:
+            if p.id == delegate_id:
+                return p
+        raise KeyError(delegate_id)
+
+    def new_protocol(self) -> Protocol:
+        return self.protocol_cls(
+            [p.id for p in self.participants], self.agenda, self.protocol_params, self.spec.seed
+        )
+
+
+def _errors(prefix: str, exc: ValidationError) -> list[str]:
+    return [
+        f"{prefix}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" if e["loc"] else f"{prefix}: {e['msg']}"
+        for e in exc.errors()
+    ]
+
+
+def build_plan(spec: SessionSpec, source: str = "<session>") -> SessionPlan:
+    """Instantiate protocol parameters, value models, strategies and delegates."""
+    problems: list[str] = []
+    agenda = spec.agenda_model
+    try:
+        protocol_cls: type[Protocol] | None = plugins.protocol(spec.protocol.name)
+    except plugins.PluginError as exc:
+        problems.append(f"protocol.name: {exc}")
+        protocol_cls = None
+    params: ProtocolParams | None = None
+    if protocol_cls is not None:
+        try:
+            params = protocol_cls.Params.model_validate(spec.protocol.params)
+        except ValidationError as exc:
+            problems.extend(_errors("protocol", exc))
+    participants: list[Participant] = []
+    for constituency in spec.constituencies:
+        model = ValueModel(constituency, spec.assessments, agenda.issue_contexts)
+        dspec = spec.delegate_spec(constituency.id)
+        where = f"delegates.{constituency.id}"
+        try:
+            strategy_cls: type[Strategy] = plugins.strategy(dspec.strategy)
+        except plugins.PluginError as exc:
+            problems.append(f"{where}.strategy: {exc}")
+            continue
+        try:
+            options = strategy_cls.Options.model_validate(dspec.options)
+        except ValidationError as exc:
+            problems.extend(_errors(f"{where}.options", exc))
+            continue
+        view = DelegateView.build(
+            constituency.id, agenda, model, constituency.mandate, spec.seed
+        )
+        if not view.space.admissible:
+            problems.append(
+                f"constituencies.{constituency.id}.mandate: no outcome of the agenda satisfies "
+                "its red lines and reservation level, so its delegate could never agree"
+            )
+            continue
+        participants.append(
+            Participant(constituency, model, dspec.strategy, Delegate(view, strategy_cls(view, options)))
+        )
+    if problems:
+        raise SessionFileError(source, problems)
+    assert protocol_cls is not None and params is not None
+    return SessionPlan(spec, source, agenda, protocol_cls, params, participants)
+
+
+def load_plan(path: str | Path) -> tuple[SessionPlan, Any]:
+    spec, raw = load_session(path)
+    return build_plan(spec, str(path)), raw

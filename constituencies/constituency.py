@@ -1,0 +1,105 @@
+"""A constituency: the people a delegate speaks for, their cards and their judgements."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from constituencies.cards import Context, ValuesCard
+from constituencies.ids import Id
+from constituencies.mandate import Mandate
+
+
+class Constituent(BaseModel):
+    """A pseudonymous person and the cards they hold. No personal data lives here."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Id
+    holds: list[Id] = Field(min_length=1)
+    weight: float = Field(default=1.0, gt=0.0)
+
+
+class WiserThanVote(BaseModel):
+    """In `context`, was `wiser` judged a wiser way of attending than `less_wise`?"""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    context: str
+    less_wise: Id
+    wiser: Id
+    vote: Literal["upgrade", "no_upgrade", "not_sure"]
+    by: Id | None = Field(default=None, description="The constituent who voted, if known.")
+
+
+class Constituency(BaseModel):
+    """Cards, constituents, wiser-than votes and the mandate given to their delegate."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Id
+    name: str = ""
+    description: str = ""
+    contexts: list[Context] = Field(default_factory=list)
+    cards: list[ValuesCard] = Field(min_length=1)
+    constituents: list[Constituent] = Field(default_factory=list)
+    wiser_than: list[WiserThanVote] = Field(default_factory=list)
+    mandate: Mandate = Field(default_factory=Mandate)
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Constituency:
+        card_ids = [c.id for c in self.cards]
+        dupes = sorted({i for i in card_ids if card_ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"duplicate card ids: {', '.join(dupes)}")
+        people = [p.id for p in self.constituents]
+        dupes = sorted({i for i in people if people.count(i) > 1})
+        if dupes:
+            raise ValueError(f"duplicate constituent ids: {', '.join(dupes)}")
+        known = set(card_ids)
+        for person in self.constituents:
+            unknown = [c for c in person.holds if c not in known]
+            if unknown:
+                raise ValueError(
+                    f"constituent {person.id!r} holds unknown card(s): {', '.join(unknown)}"
+                )
+        for vote in self.wiser_than:
+            for ref in (vote.wiser, vote.less_wise):
+                if ref not in known:
+                    raise ValueError(f"wiser-than vote names unknown card {ref!r}")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or self.id
+
+    def card(self, card_id: str) -> ValuesCard:
+        for card in self.cards:
+            if card.id == card_id:
+                return card
+        raise KeyError(f"constituency {self.id!r} has no card {card_id!r}")
+
+    def support(self) -> dict[str, float]:
+        """Summed weight of the constituents holding each card."""
+        held = {c.id: 0.0 for c in self.cards}
+        for person in self.constituents:
+            for card_id in person.holds:
+                held[card_id] += person.weight
+        return held
+
+    def card_weights(self, context: str | None = None) -> dict[str, float]:
+        """Weights of the cards that apply in `context`, summing to 1.
+
+        The rule here is support share: a card weighs what the constituents who hold it
+        weigh. Cards nobody holds, or a constituency with no constituents listed, fall
+        back to equal weights so that an organizer's sketch still negotiates.
+        """
+        applicable = [c.id for c in self.cards if c.applies_in(context)]
+        if not applicable:
+            return {}
+        support = self.support()
+        total = sum(support[c] for c in applicable)
+        if total <= 0.0:
+            return {c: 1.0 / len(applicable) for c in applicable}
+        return {c: support[c] / total for c in applicable}

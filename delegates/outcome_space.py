@@ -1,0 +1,54 @@
+"""A delegate's ranking of the outcome space, computed once per session."""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+
+from constituencies import Mandate, ValueModel
+from protocols.agenda import Agenda, Outcome
+
+
+class OutcomeSpace:
+    """Every outcome with its utility for one value model, best first.
+
+    Outcomes that cross a red line are kept apart: a strategy may look at them, but the
+    ranking it searches (`admissible`) holds only what the mandate allows.
+    """
+
+    def __init__(self, agenda: Agenda, model: ValueModel, mandate: Mandate) -> None:
+        ranked = sorted(
+            ((model.utility(o), n, o) for n, o in enumerate(agenda.outcomes())),
+            key=lambda t: (-t[0], t[1]),
+        )
+        self.all: list[tuple[float, Outcome]] = [(u, o) for u, _, o in ranked]
+        self.admissible: list[tuple[float, Outcome]] = [
+            (u, o) for u, o in self.all if mandate.violation(o, u) is None
+        ]
+        # Ascending utilities for bisect; admissible is sorted descending.
+        self._ascending = [u for u, _ in reversed(self.admissible)]
+
+    @property
+    def best(self) -> float:
+        return self.all[0][0]
+
+    @property
+    def worst(self) -> float:
+        return self.all[-1][0]
+
+    def at_least(self, target: float) -> Sequence[tuple[float, Outcome]]:
+        """Admissible outcomes with utility >= target, best first."""
+        below = bisect.bisect_left(self._ascending, target - 1e-12)
+        return self.admissible[: len(self.admissible) - below]
+
+    def closest_above(self, target: float) -> list[tuple[float, Outcome]]:
+        """The admissible outcomes whose utility is the lowest one still >= target.
+
+        Returns all outcomes tied at that utility so that a strategy can break the tie
+        with its seeded generator. Empty when nothing admissible reaches the target.
+        """
+        candidates = self.at_least(target)
+        if not candidates:
+            return []
+        floor = candidates[-1][0]
+        return [(u, o) for u, o in candidates if abs(u - floor) <= 1e-12]

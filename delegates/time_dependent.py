@@ -1,0 +1,90 @@
+"""Time-dependent concession tactics: Boulware, linear and conceder.
+
+Faratin, Sierra and Jennings, "Negotiation decision functions for autonomous agents",
+Robotics and Autonomous Systems 24 (1998); as in Genius's TimeDependentAgent. The
+aspiration falls from the best utility to the floor as time t goes from 0 to 1:
+
+    target(t) = best - (best - floor) * t ** (1 / e)
+
+e < 1 holds out until late (Boulware), e = 1 concedes at a steady rate, e > 1 concedes
+early (conceder). The floor is the mandate's reservation level, or the worst
+admissible utility if that is higher.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field
+
+from delegates.base import DelegateView, Strategy, StrategyOptions
+from delegates.justification import justify, value_summary
+from protocols.events import Call
+from protocols.moves import Accept, Move, Propose
+
+
+class TimeDependentOptions(StrategyOptions):
+    e: float | None = Field(
+        default=None, gt=0, description="Concession exponent; the strategy's default if unset."
+    )
+
+
+class TimeDependent(Strategy):
+    name: ClassVar[str] = "time-dependent"
+    description: ClassVar[str] = "Concede from the best outcome to the reservation level over time."
+    Options = TimeDependentOptions
+    default_e: ClassVar[float] = 1.0
+
+    def __init__(self, view: DelegateView, options: TimeDependentOptions | None = None) -> None:
+        super().__init__(view, options)
+        self.e = self.options.e if self.options.e is not None else self.default_e  # type: ignore[attr-defined]
+        space = view.space
+        self.best = space.admissible[0][0] if space.admissible else space.best
+        worst_admissible = space.admissible[-1][0] if space.admissible else space.worst
+        self.floor = max(view.mandate.reservation, worst_admissible)
+
+    def target(self, t: float) -> float:
+        t = min(max(t, 0.0), 1.0)
+        return self.best - (self.best - self.floor) * t ** (1.0 / self.e)
+
+    def respond(self, call: Call) -> Move:
+        model = self.view.model
+        # Aim at where we will be after this turn, so the last round still concedes fully.
+        target = self.target((call.round) / call.deadline_round)
+        tied = self.view.space.closest_above(target) or self.view.space.admissible[:1]
+        offer_utility, offer = self.view.rng.choice(tied) if tied else (None, None)
+        standing = call.standing_offer
+        if standing is not None and "accept" in call.allowed:
+            u = model.utility(standing)
+            threshold = target if offer_utility is None else min(target, offer_utility)
+            if u >= threshold - 1e-12:
+                rationale = (
+                    f"Accepting: utility {u:.2f} meets our aspiration {target:.2f} in round "
+                    f"{call.round} of {call.deadline_round}; it {value_summary(model, standing)}."
+                )
+                return Accept(offer=standing, justification=justify(model, standing, rationale))
+        if offer is None:
+            offer_utility, offer = self.view.space.all[0]
+        rationale = (
+            f"Proposing an outcome worth {offer_utility:.2f} to us (aspiration {target:.2f}, "
+            f"round {call.round} of {call.deadline_round}): it {value_summary(model, offer)}."
+        )
+        return Propose(offer=offer, justification=justify(model, offer, rationale))
+
+
+class Boulware(TimeDependent):
+    name = "boulware"
+    description = "Holds near its best outcome and concedes late (e = 0.2)."
+    default_e = 0.2
+
+
+class Linear(TimeDependent):
+    name = "linear"
+    description = "Concedes at a steady rate from best to reservation (e = 1)."
+    default_e = 1.0
+
+
+class Conceder(TimeDependent):
+    name = "conceder"
+    description = "Concedes early, then holds (e = 2)."
+    default_e = 2.0

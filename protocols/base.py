@@ -1,0 +1,71 @@
+"""The protocol interface: a sans-I/O state machine run by a chair.
+
+Like h11, a protocol never reads a socket or a clock. The runtime feeds it events
+(a delegate's move, a delegate's timeout) and delivers what it emits (calls,
+rejections, the end). Given the same inputs and seed it emits the same events.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from protocols.agenda import Agenda
+from protocols.events import Call, ChairEvent, Ended
+from protocols.moves import Move
+
+
+class ProtocolParams(BaseModel):
+    """Base for a protocol's parameters, as written under `protocol:` in a session file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Protocol(ABC):
+    """Rules of a session. Subclasses set `name`, `description`, `citation` and `Params`."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    citation: ClassVar[str] = ""
+    Params: ClassVar[type[ProtocolParams]] = ProtocolParams
+
+    def __init__(
+        self, participants: Sequence[str], agenda: Agenda, params: ProtocolParams, seed: int
+    ) -> None:
+        if len(participants) < 2:
+            raise ValueError("a negotiation needs at least two delegates")
+        if len(set(participants)) != len(participants):
+            raise ValueError("participants must be distinct")
+        self.participants = list(participants)
+        self.agenda = agenda
+        self.params = params
+        self.seed = seed
+        self._ended: Ended | None = None
+
+    @abstractmethod
+    def start(self) -> list[ChairEvent]:
+        """The opening calls."""
+
+    @abstractmethod
+    def receive(self, sender: str, move: Move) -> list[ChairEvent]:
+        """Consume a delegate's move. An illegal move yields a Rejection and changes nothing."""
+
+    @abstractmethod
+    def timeout(self, delegate: str) -> list[ChairEvent]:
+        """`delegate` did not answer its call in time."""
+
+    @property
+    def ended(self) -> Ended | None:
+        return self._ended
+
+    @property
+    def done(self) -> bool:
+        return self._ended is not None
+
+    @property
+    @abstractmethod
+    def pending(self) -> list[Call]:
+        """Calls still awaiting an answer (what a resumed runtime must re-issue)."""

@@ -1,0 +1,156 @@
+"""Stacked alternating offers, multilateral (SAOP).
+
+Aydoğan, Festen, Hindriks and Jonker, "Alternating Offers Protocols for Multilateral
+Negotiation", in Modern Approaches to Agent-based Complex Automated Negotiation,
+Springer 2017. Delegates take turns in a fixed order. On its turn a delegate accepts the
+standing offer or replaces it with its own. The offer is agreed when every other delegate
+has accepted it in turn. A round is one turn each; at the deadline without agreement the
+session ends with no agreement, a legitimate outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import Field
+
+from protocols.agenda import Agenda
+from protocols.base import Protocol, ProtocolParams
+from protocols.events import Absence, Call, ChairEvent, Ended, Rejection
+from protocols.moves import Accept, Move, Propose
+
+
+class SAOParams(ProtocolParams):
+    deadline_rounds: int = Field(default=30, ge=1, le=100_000)
+    absence_limit: int = Field(
+        default=3,
+        ge=1,
+        description="Consecutive missed turns after which a delegate counts as absent; "
+        "unanimity is then impossible and the session ends without agreement.",
+    )
+    strikes: int = Field(
+        default=3, ge=1, description="Illegal moves in one turn before the turn counts as missed."
+    )
+
+
+class StackedAlternatingOffers(Protocol):
+    name = "stacked-alternating-offers"
+    description = "Turn-taking: accept the standing offer or replace it; agreed when all accept."
+    citation = "Aydoğan et al., Alternating Offers Protocols for Multilateral Negotiation, 2017"
+    Params = SAOParams
+
+    def __init__(
+        self, participants: Sequence[str], agenda: Agenda, params: SAOParams, seed: int
+    ) -> None:
+        super().__init__(participants, agenda, params, seed)
+        self.params: SAOParams = params
+        self.round = 1
+        self._turn = 0  # index into participants
+        self.standing_offer: dict[str, str] | None = None
+        self.offered_by: str | None = None
+        self._accepted: list[str] = []
+        self._missed: dict[str, int] = dict.fromkeys(self.participants, 0)
+        self._strikes = 0
+        self._pending: Call | None = None
+
+    @property
+    def current(self) -> str:
+        return self.participants[self._turn]
+
+    @property
+    def pending(self) -> list[Call]:
+        return [self._pending] if self._pending is not None else []
+
+    def start(self) -> list[ChairEvent]:
+        return [self._call()]
+
+    def _call(self, note: str = "") -> Call:
+        allowed = ["propose"] if self.standing_offer is None else ["accept", "propose"]
+        self._pending = Call(
+            to=self.current,
+            round=self.round,
+            deadline_round=self.params.deadline_rounds,
+            allowed=allowed,
+            standing_offer=self.standing_offer,
+            offered_by=self.offered_by,
+            note=note,
+        )
+        return self._pending
+
+    def _end(self, agreement: dict[str, str] | None, reason: str) -> list[ChairEvent]:
+        self._pending = None
+        self._ended = Ended(
+            agreement=agreement,
+            reason=reason,
+            round=self.round,
+            accepted_by=[self.offered_by, *self._accepted] if agreement and self.offered_by else [],
+        )
+        return [self._ended]
+
+    def _advance(self) -> list[ChairEvent]:
+        self._strikes = 0
+        self._turn = (self._turn + 1) % len(self.participants)
+        if self._turn == 0:
+            self.round += 1
+            if self.round > self.params.deadline_rounds:
+                self.round = self.params.deadline_rounds
+                return self._end(None, "deadline reached without agreement")
+        return [self._call()]
+
+    def _illegal(self, sender: str, move: Move, reason: str) -> list[ChairEvent]:
+        rejection = Rejection(to=sender, reason=reason, move=move.model_dump(mode="json"))
+        if sender != self.current:
+            return [rejection]
+        self._strikes += 1
+        if self._strikes >= self.params.strikes:
+            return [rejection, *self._miss(sender, f"{self._strikes} illegal moves")]
+        return [rejection, self._call(note=f"your last move was refused: {reason}")]
+
+    def receive(self, sender: str, move: Move) -> list[ChairEvent]:
+        if self.done:
+            return [Rejection(to=sender, reason="the session has ended", move=move.model_dump())]
+        if sender not in self._missed:
+            return [Rejection(to=sender, reason=f"{sender!r} is not a participant")]
+        if sender != self.current:
+            return self._illegal(sender, move, f"out of turn: it is {self.current}'s turn")
+        problem = self.agenda.problem_with(move.offer)
+        if problem:
+            return self._illegal(sender, move, problem)
+        if isinstance(move, Accept):
+            if self.standing_offer is None:
+                return self._illegal(sender, move, "there is no standing offer to accept")
+            if move.offer != self.standing_offer:
+                return self._illegal(sender, move, "accepts an offer that is not the standing one")
+            if sender == self.offered_by:
+                return self._illegal(sender, move, "a delegate cannot accept its own offer")
+        self._missed[sender] = 0
+        if isinstance(move, Propose):
+            self.standing_offer = dict(move.offer)
+            self.offered_by = sender
+            self._accepted = []
+        else:
+            self._accepted.append(sender)
+            if len(self._accepted) == len(self.participants) - 1:
+                return self._end(dict(self.standing_offer), "all delegates accepted")  # type: ignore[arg-type]
+        return self._advance()
+
+    def timeout(self, delegate: str) -> list[ChairEvent]:
+        if self.done or delegate != self.current:
+            return []
+        return self._miss(delegate, "no answer before the turn's deadline")
+
+    def _miss(self, delegate: str, why: str) -> list[ChairEvent]:
+        """A missed turn is a refusal of the standing offer: acceptances so far lapse."""
+        self._missed[delegate] += 1
+        self._accepted = []
+        if self._missed[delegate] >= self.params.absence_limit:
+            absence = Absence(
+                delegate=delegate,
+                round=self.round,
+                consequence="absent: unanimity is impossible, the session ends",
+            )
+            return [absence, *self._end(None, f"{delegate} is absent")]
+        absence = Absence(
+            delegate=delegate, round=self.round, consequence=f"turn skipped ({why})"
+        )
+        return [absence, *self._advance()]

@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from accord.bus import Bus, Message
 from accord.bus.topics import broadcast_topic, delegate_inbox, outboxes_filter
@@ -19,10 +19,9 @@ from accord.ledger import Envelope, EnvelopeError, Ledger, PublicKeys, Signer
 from accord.progress import ProgressSink, SessionEvent
 from protocols.base import Protocol
 from protocols.events import Call, ChairEvent, Ended, Rejection
-from protocols.moves import Move
 
 CHAIR = "chair"
-_MOVE = TypeAdapter(Move)
+MALFORMED_LIMIT = 3
 
 
 class Chair:
@@ -54,6 +53,8 @@ class Chair:
         self._recorded = 0
         self._next_seq: dict[str, int] = {}
         self._deadlines: dict[str, float] = {}
+        self._moves = protocol.move_adapter()
+        self._malformed: dict[str, int] = {}
 
     async def run(self, open_body: dict[str, Any]) -> Ended:
         loop = asyncio.get_running_loop()
@@ -141,18 +142,23 @@ class Chair:
             return []
         self._deadlines.pop(env.actor, None)
         try:
-            move = _MOVE.validate_python(env.body.get("move"))
+            move = self._moves.validate_python(env.body.get("move"))
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
-            return self._after_illegal(env.actor, f"malformed move: {where}: {first['msg']}")
+            return self._after_malformed(env.actor, f"malformed move: {where}: {first['msg']}")
+        self._malformed.pop(env.actor, None)
         return self.protocol.receive(env.actor, move)
 
-    def _after_illegal(self, actor: str, reason: str) -> list[ChairEvent]:
+    def _after_malformed(self, actor: str, reason: str) -> list[ChairEvent]:
+        """Refuse a move the protocol cannot even parse; repeated, it counts as a timeout."""
         events: list[ChairEvent] = [Rejection(to=actor, reason=reason)]
+        self._malformed[actor] = self._malformed.get(actor, 0) + 1
+        if self._malformed[actor] >= MALFORMED_LIMIT:
+            del self._malformed[actor]
+            return events + self.protocol.timeout(actor)
         # The turn is still the sender's: call it again so the session goes on.
-        events.extend(call for call in self.protocol.pending if call.to == actor)
-        return events
+        return events + [call for call in self.protocol.pending if call.to == actor]
 
     def _record_refused(self, message: Message, reason: str) -> None:
         digest = hashlib.sha256(message.payload).hexdigest()

@@ -10,24 +10,50 @@ and `accord protocols` lists it, `protocol: {name: my-protocol}` runs it.
 
 from __future__ import annotations
 
+import importlib
 from importlib.metadata import entry_points
 from typing import Any
 
 from delegates.base import Strategy
-from delegates.time_dependent import Boulware, Conceder, Linear
 from protocols.base import Protocol
-from protocols.stacked_alternating_offers import StackedAlternatingOffers
 
 PROTOCOL_GROUP = "accord.protocols"
 STRATEGY_GROUP = "accord.strategies"
 
-# Built-ins are listed here too, so a source checkout that was never pip-installed works.
-_BUILTIN_PROTOCOLS: dict[str, type[Protocol]] = {
-    StackedAlternatingOffers.name: StackedAlternatingOffers,
+# Built-ins are listed here too (as import paths, loaded on first use), so a source
+# checkout that was never pip-installed still finds them.
+_BUILTIN_PROTOCOL_PATHS = {
+    "stacked-alternating-offers": "protocols.stacked_alternating_offers:StackedAlternatingOffers",
+    "single-text": "protocols.single_text:SingleNegotiationText",
+    "mopac": "protocols.mopac:Mopac",
+    "voting": "protocols.voting:Voting",
+    "habermas": "protocols.habermas:HabermasConsensus",
+    "zeuthen": "protocols.zeuthen:MonotonicConcession",
 }
-_BUILTIN_STRATEGIES: dict[str, type[Strategy]] = {
-    cls.name: cls for cls in (Boulware, Linear, Conceder)
+_BUILTIN_STRATEGY_PATHS = {
+    "boulware": "delegates.time_dependent:Boulware",
+    "linear": "delegates.time_dependent:Linear",
+    "conceder": "delegates.time_dependent:Conceder",
+    "tit-for-tat": "delegates.tit_for_tat:TitForTat",
+    "aspiration": "delegates.aspiration:AspirationWithOpponentModel",
+    "log-rolling": "delegates.log_rolling:LogRolling",
 }
+
+
+def _load_builtins(paths: dict[str, str]) -> dict[str, Any]:
+    found = {}
+    for name, path in paths.items():
+        module, _, attr = path.partition(":")
+        try:
+            found[name] = getattr(importlib.import_module(module), attr)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+    return found
+
+
+_BUILTIN_PROTOCOLS: dict[str, type[Protocol]] = _load_builtins(_BUILTIN_PROTOCOL_PATHS)
+_BUILTIN_STRATEGIES: dict[str, type[Strategy]] = _load_builtins(_BUILTIN_STRATEGY_PATHS)
 
 
 class PluginError(LookupError):

@@ -140,6 +140,10 @@ class SessionSpec(BaseModel):
                     f"assessments[{n}].card: card {a.card!r} does not apply in the context of issue "
                     f"{a.issue!r} ({issue_context[a.issue]!r}), so this score would be ignored"
                 )
+        for c in self.constituencies:
+            for issue in c.issue_weights or {}:
+                if issue not in options:
+                    problems.append(f"constituencies.{c.id}.issue_weights: unknown issue {issue!r}")
         for name in self.delegates:
             if name not in ids:
                 problems.append(f"delegates.{name}: no constituency with that id")

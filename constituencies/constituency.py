@@ -46,6 +46,12 @@ class Constituency(BaseModel):
     constituents: list[Constituent] = Field(default_factory=list)
     wiser_than: list[WiserThanVote] = Field(default_factory=list)
     mandate: Mandate = Field(default_factory=Mandate)
+    issue_weights: dict[Id, float] | None = Field(
+        default=None,
+        description="How much each agenda issue counts for this constituency (normalised to "
+        "sum 1); equal shares if unset. Thin, preference-derived profiles (imported "
+        "negotiation domains) set it; elicited values usually leave it to the cards.",
+    )
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Constituency:
@@ -68,7 +74,23 @@ class Constituency(BaseModel):
             for ref in (vote.wiser, vote.less_wise):
                 if ref not in known:
                     raise ValueError(f"wiser-than vote names unknown card {ref!r}")
+        if self.issue_weights is not None:
+            if any(w < 0 for w in self.issue_weights.values()):
+                raise ValueError("issue_weights must not be negative")
+            if sum(self.issue_weights.values()) <= 0:
+                raise ValueError("issue_weights must not all be zero")
         return self
+
+    def issue_shares(self, issues: list[str]) -> dict[str, float]:
+        """Each issue's share of the utility, summing to 1 over `issues`."""
+        if not issues:
+            return {}
+        if self.issue_weights is None:
+            return {i: 1.0 / len(issues) for i in issues}
+        total = sum(self.issue_weights.get(i, 0.0) for i in issues)
+        if total <= 0:
+            return {i: 1.0 / len(issues) for i in issues}
+        return {i: self.issue_weights.get(i, 0.0) / total for i in issues}
 
     @property
     def label(self) -> str:

@@ -1,9 +1,11 @@
 """A delegate's value model: weighted cards plus assessments give traceable utilities.
 
-utility(outcome) = sum over issues i of (1/|issues|) * sum over cards c of
+utility(outcome) = sum over issues i of share(i) * sum over cards c of
     weight(c, context(i)) * score(c, i, outcome[i])
 
-so every utility is in [-1, 1] and splits exactly into per-card contributions.
+where share(i) is 1/|issues| unless the constituency sets issue weights, and the card
+weights in each context sum to 1; so every utility is in [-1, 1] and splits exactly
+into per-card contributions.
 """
 
 from __future__ import annotations
@@ -53,10 +55,10 @@ class ValueModel:
         self.assessments = AssessmentTable(a for a in assessments if a.card in own)
         self.issue_contexts = dict(issue_contexts)
         self._titles = {c.id: c.title for c in constituency.cards}
-        share = 1.0 / len(self.issue_contexts) if self.issue_contexts else 0.0
+        self.issue_shares = constituency.issue_shares(list(self.issue_contexts))
         # Precomputed per-issue card weights: utility() is on every strategy's hot path.
         self._issue_weights: dict[str, dict[str, float]] = {
-            issue: {c: w * share for c, w in constituency.card_weights(ctx).items()}
+            issue: {c: w * self.issue_shares[issue] for c, w in constituency.card_weights(ctx).items()}
             for issue, ctx in self.issue_contexts.items()
         }
         self._card_order = [c.id for c in constituency.cards]
@@ -103,9 +105,9 @@ class ValueModel:
     def constituent_utility(self, constituent_id: str, outcome: Mapping[str, str]) -> float:
         """One person's utility: the same rule over only the cards they hold, equally weighted."""
         person = next(p for p in self.constituency.constituents if p.id == constituent_id)
-        share = 1.0 / len(self.issue_contexts) if self.issue_contexts else 0.0
         total = 0.0
         for issue, ctx in self.issue_contexts.items():
+            share = self.issue_shares[issue]
             held = [
                 c for c in person.holds if self.constituency.card(c).applies_in(ctx)
             ]

@@ -1,4 +1,10 @@
-"""The strategy interface: (what the delegate knows, the chair's call) -> a move."""
+"""The strategy interface: (what the delegate knows, the chair's call) -> a move.
+
+A strategy states how demanding it is at each moment (`aspiration`) and how it bids;
+the base class answers every other kind of call a protocol can make (accept or reject a
+text, rank candidates, critique a statement, vote on offers on the table) from the
+delegate's own utilities and that aspiration. A strategy may override any of them.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +16,11 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from constituencies import Mandate, ValueModel
+from delegates.justification import justify, value_summary
 from delegates.outcome_space import OutcomeSpace
-from protocols.agenda import Agenda
+from protocols.agenda import Agenda, Outcome
 from protocols.events import Call
-from protocols.moves import Move
+from protocols.moves import Accept, Critique, Move, Propose, Rank, Reject, Vote, Votes
 
 
 class StrategyOptions(BaseModel):
@@ -48,6 +55,12 @@ class DelegateView:
             rng=random.Random(f"{seed}:{delegate_id}"),
         )
 
+    def utility(self, outcome: Outcome) -> float:
+        return self.model.utility(outcome)
+
+    def admissible(self, outcome: Outcome) -> bool:
+        return self.mandate.violation(outcome, self.model.utility(outcome)) is None
+
 
 class Strategy(ABC):
     """Decides moves. Subclasses set `name`, `description` and `Options`."""
@@ -60,9 +73,134 @@ class Strategy(ABC):
         self.view = view
         self.options = options if options is not None else self.Options()
 
+    # -- what a strategy must say ------------------------------------------------------
+
     @abstractmethod
+    def aspiration(self, call: Call) -> float:
+        """The lowest utility this strategy is content with, now."""
+
+    # -- dispatch ----------------------------------------------------------------------
+
     def respond(self, call: Call) -> Move:
         """The move to make when called. The delegate wrapper checks it against the mandate."""
+        allowed = set(call.allowed)
+        if "rank" in allowed:
+            return self.rank(call)
+        if "votes" in allowed:
+            return self.vote(call)
+        if "critique" in allowed:
+            return self.critique(call)
+        if "reject" in allowed:
+            return self.judge(call)
+        return self.bid(call)
 
     def observe_rejection(self, reason: str) -> None:  # noqa: B027 - optional hook
         """The chair refused this delegate's last move; strategies may adapt."""
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _why(self, verb: str, outcome: Outcome, call: Call, extra: str = "") -> str:
+        u = self.view.utility(outcome)
+        return (
+            f"{verb} an outcome worth {u:.2f} to us (aspiration {self.aspiration(call):.2f}, "
+            f"round {call.round} of {call.deadline_round}){extra}: it "
+            f"{value_summary(self.view.model, outcome)}."
+        )
+
+    def choose_offer(self, call: Call) -> Outcome:
+        """The admissible outcome closest above the aspiration (ties: seeded choice)."""
+        tied = self.view.space.closest_above(self.aspiration(call))
+        if not tied:
+            tied = self.view.space.admissible[:1] or self.view.space.all[:1]
+        return self.view.rng.choice(tied)[1]
+
+    # -- default answers to each kind of call ------------------------------------------
+
+    def bid(self, call: Call) -> Move:
+        """Alternating offers: accept the standing offer if it is good enough, else offer."""
+        model = self.view.model
+        offer = self.choose_offer(call)
+        standing = call.standing_offer
+        if standing is not None and "accept" in call.allowed:
+            threshold = min(self.aspiration(call), self.view.utility(offer))
+            if self.view.utility(standing) >= threshold - 1e-12:
+                return Accept(
+                    offer=standing,
+                    justification=justify(model, standing, self._why("Accepting", standing, call)),
+                )
+        return Propose(offer=offer, justification=justify(model, offer, self._why("Proposing", offer, call)))
+
+    def judge(self, call: Call) -> Move:
+        """A text put to a vote: accept if it beats what it would replace, else if good enough."""
+        text = call.standing_offer
+        assert text is not None, "a call allowing 'reject' must carry the text in standing_offer"
+        u = self.view.utility(text)
+        if call.compare_to is not None:
+            ok = u > self.view.utility(call.compare_to) + 1e-12 or (
+                u >= self.view.utility(call.compare_to) - 1e-12 and u >= self.aspiration(call)
+            )
+        else:
+            ok = u >= self.aspiration(call) - 1e-12
+        ok = ok and self.view.admissible(text)
+        cls = Accept if ok else Reject
+        verb = "Accepting" if ok else "Rejecting"
+        return cls(offer=text, justification=justify(self.view.model, text, self._why(verb, text, call)))
+
+    def rank(self, call: Call) -> Move:
+        """A sincere ballot: candidates by our utility; inadmissible ones last."""
+        candidates = call.candidates or []
+
+        def key(c):  # noqa: ANN001, ANN202
+            return (not self.view.admissible(c.outcome), -self.view.utility(c.outcome), c.id)
+
+        ordered = sorted(candidates, key=key)
+        top = ordered[0].outcome
+        return Rank(
+            ranking=[c.id for c in ordered],
+            justification=justify(self.view.model, top, self._why("Ranking first", top, call)),
+        )
+
+    def critique(self, call: Call) -> Move:
+        """Name the issue whose change would help us most, and the outcome we would prefer."""
+        candidate = (call.candidates or [])[0]
+        current = candidate.outcome
+        base = self.view.utility(current)
+        best: tuple[float, Outcome] | None = None
+        for issue in self.view.agenda.issues:
+            for option in issue.options:
+                if option.id == current[issue.id]:
+                    continue
+                changed = {**current, issue.id: option.id}
+                gain = self.view.utility(changed) - base
+                if self.view.admissible(changed) and (best is None or gain > best[0] + 1e-12):
+                    best = (gain, changed)
+        if best is None or best[0] <= 1e-12:
+            text = "We can support this statement as it stands."
+            suggestion = None
+        else:
+            suggestion = best[1]
+            changed_issue = next(i for i in current if current[i] != suggestion[i])
+            text = (
+                f"Change {changed_issue} to {suggestion[changed_issue]}: that would raise its worth to "
+                f"us by {best[0]:.2f}, because it {value_summary(self.view.model, suggestion)}."
+            )
+        return Critique(
+            candidate=candidate.id,
+            text=text,
+            suggestion=suggestion,
+            justification=justify(self.view.model, current, self._why("Critiquing", current, call)),
+        )
+
+    def vote(self, call: Call) -> Move:
+        """MOPAC: vote for every offer on the table that meets our aspiration and mandate."""
+        chosen: list[Vote] = []
+        for entry in call.table or []:
+            u = self.view.utility(entry.offer)
+            if u >= self.aspiration(call) - 1e-12 and self.view.admissible(entry.offer):
+                why = self._why("Voting for", entry.offer, call)
+                chosen.append(
+                    Vote(offer=entry.offer, min_power=2, justification=justify(self.view.model, entry.offer, why))
+                )
+        best = max(chosen, key=lambda v: v.justification.utility).offer if chosen else self.choose_offer(call)
+        summary = f"Voting for {len(chosen)} of {len(call.table or [])} offers on the table"
+        return Votes(votes=chosen, justification=justify(self.view.model, best, summary + "."))

@@ -18,9 +18,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from delegates.base import DelegateView, Strategy, StrategyOptions
-from delegates.justification import justify, value_summary
 from protocols.events import Call
-from protocols.moves import Accept, Move, Propose
 
 
 class TimeDependentOptions(StrategyOptions):
@@ -47,29 +45,9 @@ class TimeDependent(Strategy):
         t = min(max(t, 0.0), 1.0)
         return self.best - (self.best - self.floor) * t ** (1.0 / self.e)
 
-    def respond(self, call: Call) -> Move:
-        model = self.view.model
+    def aspiration(self, call: Call) -> float:
         # Aim at where we will be after this turn, so the last round still concedes fully.
-        target = self.target((call.round) / call.deadline_round)
-        tied = self.view.space.closest_above(target) or self.view.space.admissible[:1]
-        offer_utility, offer = self.view.rng.choice(tied) if tied else (None, None)
-        standing = call.standing_offer
-        if standing is not None and "accept" in call.allowed:
-            u = model.utility(standing)
-            threshold = target if offer_utility is None else min(target, offer_utility)
-            if u >= threshold - 1e-12:
-                rationale = (
-                    f"Accepting: utility {u:.2f} meets our aspiration {target:.2f} in round "
-                    f"{call.round} of {call.deadline_round}; it {value_summary(model, standing)}."
-                )
-                return Accept(offer=standing, justification=justify(model, standing, rationale))
-        if offer is None:
-            offer_utility, offer = self.view.space.all[0]
-        rationale = (
-            f"Proposing an outcome worth {offer_utility:.2f} to us (aspiration {target:.2f}, "
-            f"round {call.round} of {call.deadline_round}): it {value_summary(model, offer)}."
-        )
-        return Propose(offer=offer, justification=justify(model, offer, rationale))
+        return self.target(call.round / call.deadline_round)
 
 
 class Boulware(TimeDependent):

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import ClassVar
+from functools import cache
+from typing import Annotated, Any, ClassVar, Union
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from protocols.agenda import Agenda
 from protocols.events import Call, ChairEvent, Ended
-from protocols.moves import Move
+from protocols.moves import Accept, Move, Propose
 
 
 class ProtocolParams(BaseModel):
@@ -25,12 +26,23 @@ class ProtocolParams(BaseModel):
 
 
 class Protocol(ABC):
-    """Rules of a session. Subclasses set `name`, `description`, `citation` and `Params`."""
+    """Rules of a session.
+
+    Subclasses set `name` (what session files write), `description` (one line for
+    `accord protocols`), `citation` (where the rules come from), `Params` (a pydantic
+    model of the parameters) and `moves` (the move models they accept).
+    """
 
     name: ClassVar[str]
     description: ClassVar[str]
     citation: ClassVar[str] = ""
     Params: ClassVar[type[ProtocolParams]] = ProtocolParams
+    moves: ClassVar[tuple[type[BaseModel], ...]] = (Propose, Accept)
+
+    @classmethod
+    def move_adapter(cls) -> TypeAdapter[Any]:
+        """Validates a move of this protocol from JSON-compatible data."""
+        return _adapter(cls.moves)
 
     def __init__(
         self, participants: Sequence[str], agenda: Agenda, params: ProtocolParams, seed: int
@@ -69,3 +81,10 @@ class Protocol(ABC):
     @abstractmethod
     def pending(self) -> list[Call]:
         """Calls still awaiting an answer (what a resumed runtime must re-issue)."""
+
+
+@cache
+def _adapter(moves: tuple[type[BaseModel], ...]) -> TypeAdapter[Any]:
+    if len(moves) == 1:
+        return TypeAdapter(moves[0])
+    return TypeAdapter(Annotated[Union[moves], Field(discriminator="kind")])  # noqa: UP007

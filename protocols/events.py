@@ -12,8 +12,33 @@ from pydantic import BaseModel, ConfigDict, Field
 from constituencies.ids import Id
 
 
+class Candidate(BaseModel):
+    """Something to rank or critique: an outcome, with a statement of it where there is one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Id
+    outcome: dict[str, str]
+    text: str = ""
+
+
+class TableOffer(BaseModel):
+    """An offer on the table (MOPAC), with who put it there."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    by: Id
+    offer: dict[str, str]
+
+
 class Call(BaseModel):
-    """It is `to`'s turn: which moves are allowed and what is on the table."""
+    """It is `to`'s turn: which moves are allowed and what is on the table.
+
+    Which of the optional fields a protocol fills depends on what it asks for:
+    `standing_offer` is the outcome to accept or reject (the standing offer, or the
+    single negotiation text); `compare_to` the text it would replace (hill-climbing);
+    `candidates` what to rank or critique; `table` the offers to vote on.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -22,8 +47,12 @@ class Call(BaseModel):
     round: int = Field(ge=1)
     deadline_round: int = Field(ge=1)
     allowed: list[str] = Field(description="Move kinds the protocol accepts now.")
+    phase: str = ""
     standing_offer: dict[str, str] | None = None
     offered_by: Id | None = None
+    compare_to: dict[str, str] | None = None
+    candidates: list[Candidate] | None = None
+    table: list[TableOffer] | None = None
     note: str = ""
 
     @property
@@ -54,8 +83,22 @@ class Absence(BaseModel):
     consequence: str
 
 
+class PartialAgreement(BaseModel):
+    """An agreement among a subset of the delegates (MOPAC-style protocols)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    parties: list[Id]
+    outcome: dict[str, str]
+
+
 class Ended(BaseModel):
-    """The session's outcome. No agreement at the deadline is a legitimate outcome."""
+    """The session's outcome. No agreement at the deadline is a legitimate outcome.
+
+    `agreement` is an outcome every delegate accepted; protocols that allow agreements
+    among subsets list them in `partial` (and leave `agreement` empty unless all joined).
+    `chosen` names the winning candidate for statement-selecting protocols.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -64,6 +107,8 @@ class Ended(BaseModel):
     reason: str
     round: int
     accepted_by: list[Id] = Field(default_factory=list)
+    partial: list[PartialAgreement] = Field(default_factory=list)
+    chosen: Id | None = None
 
 
 ChairEvent = Annotated[Call | Rejection | Absence | Ended, Field(discriminator="kind")]

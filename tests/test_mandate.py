@@ -26,6 +26,9 @@ class CrossesRedLines(Strategy):
     name = "crosses-red-lines"
     description = "test double that ignores its mandate"
 
+    def aspiration(self, call: Call) -> float:
+        return -1.0
+
     def respond(self, call: Call) -> Move:
         if call.standing_offer and "accept" in call.allowed:
             offer = call.standing_offer

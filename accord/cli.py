@@ -228,6 +228,41 @@ def sessions(ledger: LedgerOpt = DEFAULT_LEDGER) -> None:
     console.print(table)
 
 
+def _fields(model: type[Any]) -> str:
+    parts = []
+    for name, field in model.model_fields.items():
+        default = "required" if field.is_required() else repr(field.default)
+        parts.append(f"{name}={default}")
+    return ", ".join(parts) or "—"
+
+
+@app.command("protocols")
+def list_protocols() -> None:
+    """The protocols installed (built-in and plug-ins), with their parameters."""
+    from accord import plugins
+
+    table = Table(title="Protocols (entry-point group accord.protocols)", show_lines=True)
+    for col in ("name", "description", "parameters", "moves", "source"):
+        table.add_column(col)
+    for name, cls in sorted(plugins.protocols().items()):
+        moves = ", ".join(m.model_fields["kind"].default for m in cls.moves)
+        table.add_row(name, cls.description, _fields(cls.Params), moves, cls.citation)
+    console.print(table)
+
+
+@app.command("strategies")
+def list_strategies() -> None:
+    """The delegate strategies installed (built-in and plug-ins), with their options."""
+    from accord import plugins
+
+    table = Table(title="Strategies (entry-point group accord.strategies)", show_lines=True)
+    for col in ("name", "description", "options"):
+        table.add_column(col)
+    for name, cls in sorted(plugins.strategies().items()):
+        table.add_row(name, cls.description, _fields(cls.Options))
+    console.print(table)
+
+
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of session files, for editors and validators."""

@@ -9,19 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import signal
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import ValidationError
 
 from accord.bus import Bus, Message
 from accord.bus.topics import broadcast_topic, delegate_inbox, outboxes_filter
-from accord.ledger import Envelope, EnvelopeError, Ledger, PublicKeys, Signer
+from accord.ledger import Entry, Envelope, EnvelopeError, Ledger, PublicKeys, Signer
 from accord.progress import ProgressSink, SessionEvent
 from protocols.base import Protocol
 from protocols.events import Call, ChairEvent, Ended, Rejection
 
 CHAIR = "chair"
 MALFORMED_LIMIT = 3
+# Set only by crash tests: SIGKILL this process once N entries have reached the ledger.
+_CRASH_AFTER_ENTRIES = int(os.environ.get("ACCORD_CRASH_AFTER_ENTRIES", "0") or 0)
+# How long recorded entries may wait in memory before they are appended in one batch.
+FLUSH_INTERVAL_S = float(os.environ.get("ACCORD_LEDGER_FLUSH_S", "0.05"))
 
 
 class Chair:
@@ -36,7 +43,7 @@ class Chair:
         turn_timeout_s: float,
         progress: ProgressSink | None = None,
         batch_size: int = 512,
-        flush_interval_s: float = 0.05,
+        flush_interval_s: float = FLUSH_INTERVAL_S,
     ) -> None:
         self.session_id = session_id
         self.protocol = protocol
@@ -55,41 +62,72 @@ class Chair:
         self._deadlines: dict[str, float] = {}
         self._moves = protocol.move_adapter()
         self._malformed: dict[str, int] = {}
+        self._flushed = 0
 
     async def run(self, open_body: dict[str, Any]) -> Ended:
-        loop = asyncio.get_running_loop()
+        """Open the session and run the protocol to its end."""
         async with self.bus.subscribe(outboxes_filter(self.session_id)) as inbox:
             await self._announce("session.open", open_body)
             await self._dispatch(self.protocol.start())
-            messages = aiter(inbox)
-            waiting: asyncio.Task[Message] | None = None
-            while not self.protocol.done:
-                if waiting is None:
-                    waiting = asyncio.ensure_future(anext(messages))
-                # Appends are batched: at most `flush_interval_s` of entries wait in memory,
-                # and a crash loses only an unflushed tail, never a middle.
-                now = loop.time()
-                if self._buffer and (
-                    len(self._buffer) >= self.batch_size
-                    or now - self._buffered_since >= self.flush_interval_s
-                ):
-                    await self._flush()
-                timeout = self._next_deadline(now)
-                if self._buffer:
-                    flush_in = self._buffered_since + self.flush_interval_s - now
-                    timeout = flush_in if timeout is None else min(timeout, flush_in)
-                done, _ = await asyncio.wait({waiting}, timeout=max(0.0, timeout) if timeout is not None else None)
-                if not done:
-                    await self._dispatch(self._expire(loop.time()))
-                    continue
-                try:
-                    message = waiting.result()
-                except StopAsyncIteration:
-                    raise RuntimeError("the bus closed before the session ended") from None
-                waiting = None
-                await self._dispatch(self._consume(message))
-            if waiting is not None:
-                waiting.cancel()
+            return await self._loop(inbox)
+
+    async def resume(self, rows: Sequence[Entry]) -> Ended:
+        """Rebuild the protocol from a crashed session's ledger, then carry on.
+
+        A session is a fold over its ledger: the recorded delegate moves and timeouts are
+        fed to a fresh protocol in their recorded order, which brings it to the state it
+        had when the last entry was written. Calls still pending are issued again.
+        """
+        self.replay(rows)
+        async with self.bus.subscribe(outboxes_filter(self.session_id)) as inbox:
+            await self._announce("session.resume", {"after_entry": len(rows) - 1})
+            await self._dispatch(list(self.protocol.pending))
+            return await self._loop(inbox)
+
+    def replay(self, rows: Sequence[Entry]) -> None:
+        self.protocol.start()
+        for row in rows:
+            env = Envelope.model_validate_json(row.envelope)
+            if env.actor == CHAIR:
+                self.signer.next_seq = env.seq + 1
+                if env.kind == "timeout":
+                    self._apply_timeout(env.body["delegate"])
+                continue
+            self._next_seq[env.actor] = env.seq + 1
+            self._apply(env)
+        self._recorded = len(rows)
+
+    async def _loop(self, inbox: Any) -> Ended:
+        loop = asyncio.get_running_loop()
+        messages = aiter(inbox)
+        waiting: asyncio.Task[Message] | None = None
+        while not self.protocol.done:
+            if waiting is None:
+                waiting = asyncio.ensure_future(anext(messages))
+            # Appends are batched: at most `flush_interval_s` of entries wait in memory,
+            # and a crash loses only an unflushed tail, never a middle.
+            now = loop.time()
+            if self._buffer and (
+                len(self._buffer) >= self.batch_size
+                or now - self._buffered_since >= self.flush_interval_s
+            ):
+                await self._flush()
+            timeout = self._next_deadline(now)
+            if self._buffer:
+                flush_in = self._buffered_since + self.flush_interval_s - now
+                timeout = flush_in if timeout is None else min(timeout, flush_in)
+            done, _ = await asyncio.wait({waiting}, timeout=max(0.0, timeout) if timeout is not None else None)
+            if not done:
+                await self._dispatch(self._expire(loop.time()))
+                continue
+            try:
+                message = waiting.result()
+            except StopAsyncIteration:
+                raise RuntimeError("the bus closed before the session ended") from None
+            waiting = None
+            await self._dispatch(self._consume(message))
+        if waiting is not None:
+            waiting.cancel()
         ended = self.protocol.ended
         assert ended is not None
         await self._announce("session.close", {"reason": ended.reason})
@@ -106,8 +144,15 @@ class Chair:
         for delegate, deadline in sorted(self._deadlines.items()):
             if deadline <= now:
                 del self._deadlines[delegate]
-                events.extend(self.protocol.timeout(delegate))
+                # The timeout is an input to the protocol, so it is recorded as one: a
+                # replay of the ledger must feed it at the same point.
+                env = self.signer.seal("timeout", {"delegate": delegate})
+                self._record(env, env.canonical())
+                events.extend(self._apply_timeout(delegate))
         return events
+
+    def _apply_timeout(self, delegate: str) -> list[ChairEvent]:
+        return self.protocol.timeout(delegate)
 
     def _consume(self, message: Message) -> list[ChairEvent]:
         """Check a delegate's message; record it; feed its move to the protocol."""
@@ -138,9 +183,14 @@ class Chair:
             return []
         self._next_seq[env.actor] = expected + 1
         self._record(env, env.canonical())
+        if env.kind == "move":
+            self._deadlines.pop(env.actor, None)
+        return self._apply(env)
+
+    def _apply(self, env: Envelope) -> list[ChairEvent]:
+        """What a checked, recorded delegate envelope does to the protocol."""
         if env.kind != "move":
             return []
-        self._deadlines.pop(env.actor, None)
         try:
             move = self._moves.validate_python(env.body.get("move"))
         except ValidationError as exc:
@@ -203,3 +253,7 @@ class Chair:
         if self._buffer:
             batch, self._buffer = self._buffer, []
             await self.ledger.append_canonical(self.session_id, batch)
+            self._flushed += len(batch)
+            if 0 < _CRASH_AFTER_ENTRIES <= self._flushed:
+                # Fault injection for crash tests: die as abruptly as a power cut would.
+                os.kill(os.getpid(), signal.SIGKILL)

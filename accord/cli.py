@@ -14,10 +14,12 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from accord.delegate_runner import ResumeError
+from accord.keystore import KeyStore, KeyStoreError, default_keys_dir
 from accord.ledger import DEFAULT_LEDGER, Ledger, LedgerError, verify_entries
-from accord.session import run_session
-from accord.session_file import SessionFileError, session_schema
-from accord.session_plan import load_plan
+from accord.session import ResumeRefused, resume_session, run_session
+from accord.session_file import SessionFileError, SessionSpec, session_schema
+from accord.session_plan import build_plan, load_plan
 from accord.trail import read_trail
 from accord.views import LiveProgress, outcome_tables
 
@@ -28,6 +30,15 @@ app = typer.Typer(
 )
 console = Console()
 err = Console(stderr=True)
+
+KeysOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--keys",
+        envvar="ACCORD_KEYS",
+        help="Directory of the actors' private keys (default: beside the ledger file).",
+    ),
+]
 
 LedgerOpt = Annotated[
     str,
@@ -60,6 +71,7 @@ def run(
     bus: Annotated[str, typer.Option(help="Bus URL: memory:// (default) or mqtt://host:port.")] = "memory://",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live view.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+    keys: KeysOpt = None,
 ) -> None:
     """Run a deliberation session to its outcome, with live progress."""
     try:
@@ -68,23 +80,39 @@ def run(
         _fail(str(exc))
         raise
 
+    keystore = KeyStore(keys or default_keys_dir(ledger))
+
     async def go() -> Any:
         store = await Ledger.open(ledger)
         try:
-            if quiet or as_json or not console.is_terminal:
-                return await run_session(plan, store, bus_url=bus)
-            live_state = LiveProgress(plan)
-            with Live(live_state.render(), console=console, refresh_per_second=12) as live:
-
-                def on_event(event: Any) -> None:
-                    live_state(event)
-                    live.update(live_state.render())
-
-                return await run_session(plan, store, bus_url=bus, progress=on_event)
+            return await _with_live_view(
+                plan,
+                quiet or as_json,
+                lambda progress: run_session(
+                    plan, store, bus_url=bus, progress=progress, keystore=keystore
+                ),
+            )
         finally:
             await store.close()
 
     result = asyncio.run(go())
+    _print_result(plan, result, as_json)
+
+
+async def _with_live_view(plan: Any, quiet: bool, start: Any) -> Any:
+    if quiet or not console.is_terminal:
+        return await start(None)
+    live_state = LiveProgress(plan)
+    with Live(live_state.render(), console=console, refresh_per_second=12) as live:
+
+        def on_event(event: Any) -> None:
+            live_state(event)
+            live.update(live_state.render())
+
+        return await start(on_event)
+
+
+def _print_result(plan: Any, result: Any, as_json: bool) -> None:
     if as_json:
         print(
             json.dumps(
@@ -105,6 +133,42 @@ def run(
         )
         return
     console.print(outcome_tables(plan, result))
+
+
+@app.command()
+def resume(
+    session: Annotated[str, typer.Argument(help="Session id, unique prefix, or 'latest'.")],
+    ledger: LedgerOpt = DEFAULT_LEDGER,
+    bus: Annotated[str, typer.Option(help="Bus URL.")] = "memory://",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live view.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+    keys: KeysOpt = None,
+) -> None:
+    """Finish a session whose process died: rebuild its state from the ledger and go on."""
+    keystore = KeyStore(keys or default_keys_dir(ledger))
+
+    async def go() -> Any:
+        store = await _open_existing(ledger)
+        try:
+            info = await store.find_session(session)
+            opening = await store.entries(info.id, kinds=["session.open"])
+            if not opening:
+                raise ResumeRefused(f"session {info.id} has no opening entry; nothing to resume")
+            plan = build_plan(SessionSpec.model_validate(opening[0].body["spec"]), f"ledger:{info.id}")
+            result = await _with_live_view(
+                plan,
+                quiet or as_json,
+                lambda progress: resume_session(store, info.id, keystore, bus_url=bus, progress=progress),
+            )
+            return plan, result
+        except (LedgerError, ResumeRefused, KeyStoreError, ResumeError) as exc:
+            _fail(str(exc))
+            raise
+        finally:
+            await store.close()
+
+    plan, result = asyncio.run(go())
+    _print_result(plan, result, as_json)
 
 
 @app.command()

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 from accord.bus import Bus
 from accord.bus.topics import broadcast_topic, delegate_inbox, delegate_outbox
-from accord.ledger import Envelope, EnvelopeError, PublicKeys, Signer
+from accord.ledger import Entry, Envelope, EnvelopeError, PublicKeys, Signer
 from delegates.delegate import Delegate
 from protocols.events import Call
 
 CHAIR = "chair"
+
+
+class ResumeError(RuntimeError):
+    """The ledger cannot be replayed into the current code and session."""
 
 
 class DelegateRunner:
@@ -32,6 +37,36 @@ class DelegateRunner:
         self.value_model_hash = value_model_hash
         self.ready = asyncio.Event()
         self.ignored: list[str] = []
+
+    def replay(self, rows: Sequence[Entry]) -> None:
+        """Bring the strategy to where it was: re-decide every call it answered.
+
+        Strategies are deterministic given their seed and the calls they saw, so deciding
+        the recorded calls again, in order, restores their state (history, opponent
+        models, the seeded generator). Each re-decided move must equal the recorded one;
+        if not, the code or the session changed since, and resuming would be a lie.
+        """
+        me = self.delegate.id
+        last_call: Call | None = None
+        for row in rows:
+            env = Envelope.model_validate_json(row.envelope)
+            if env.actor == CHAIR and env.kind == "call" and env.body.get("to") == me:
+                last_call = Call.model_validate(env.body)
+            elif env.actor == CHAIR and env.kind == "rejection" and env.body.get("to") == me:
+                self.delegate.strategy.observe_rejection(str(env.body.get("reason", "")))
+            elif env.actor == me:
+                self.signer.next_seq = env.seq + 1
+                if env.kind != "move":
+                    continue
+                if last_call is None:
+                    raise ResumeError(f"entry {row.idx}: a move by {me} answers no recorded call")
+                again = self.delegate.decide(last_call).move.model_dump(mode="json")
+                if again != env.body.get("move"):
+                    raise ResumeError(
+                        f"entry {row.idx}: {me}'s strategy no longer makes the move it recorded; "
+                        "the session file or the code changed since the session ran"
+                    )
+                last_call = None
 
     async def run(self) -> None:
         sid, me = self.session_id, self.delegate.id

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -11,9 +12,11 @@ from typing import Any
 from accord.bus import open_bus
 from accord.chair import CHAIR, Chair
 from accord.delegate_runner import DelegateRunner
-from accord.ledger import Identity, Ledger, PublicKeys, Signer
+from accord.keystore import KeyStore
+from accord.ledger import Entry, Identity, Ledger, PublicKeys, Signer, verify_entries
 from accord.progress import ProgressSink
-from accord.session_plan import SessionPlan
+from accord.session_file import SessionSpec
+from accord.session_plan import SessionPlan, build_plan
 from constituencies import UtilityBreakdown
 from protocols.events import Ended
 
@@ -73,12 +76,18 @@ async def run_session(
     bus_url: str = "memory://",
     session_id: str | None = None,
     progress: ProgressSink | None = None,
+    keystore: KeyStore | None = None,
 ) -> SessionResult:
-    """Run `plan` to its outcome; every message signed, checked and chained into `ledger`."""
+    """Run `plan` to its outcome; every message signed, checked and chained into `ledger`.
+
+    With a `keystore`, the actors' private keys are kept there so that `resume_session`
+    can finish the session if this process dies.
+    """
     session_id = session_id or new_session_id(plan.spec.id)
-    chair_id = Identity.generate(CHAIR)
-    identities = {p.id: Identity.generate(p.id) for p in plan.participants}
-    keys = {CHAIR: chair_id.public_key} | {d: i.public_key for d, i in identities.items()}
+    identities = {CHAIR: Identity.generate(CHAIR)} | {
+        p.id: Identity.generate(p.id) for p in plan.participants
+    }
+    keys = {actor: i.public_key for actor, i in identities.items()}
     open_body: dict[str, Any] = {
         "session_id": session_id,
         "spec": plan.spec.model_dump(mode="json"),
@@ -91,8 +100,58 @@ async def run_session(
             for p in plan.participants
         },
     }
+    if keystore is not None:
+        keystore.save(session_id, identities)
     await ledger.create_session(session_id, plan.spec.id, plan.spec.title, plan.spec_hash)
-    chair_keys = PublicKeys({CHAIR: chair_id.public_key})
+    return await _drive(plan, ledger, session_id, identities, bus_url, progress, open_body=open_body)
+
+
+class ResumeRefused(RuntimeError):
+    """The session cannot be resumed (finished already, or its keys or spec do not match)."""
+
+
+async def resume_session(
+    ledger: Ledger,
+    session_ref: str,
+    keystore: KeyStore,
+    *,
+    bus_url: str = "memory://",
+    progress: ProgressSink | None = None,
+) -> SessionResult:
+    """Rebuild a crashed session from its ledger and run it to its outcome."""
+    info = await ledger.find_session(session_ref)
+    rows = await ledger.entries(info.id)
+    if not rows or rows[0].kind != "session.open":
+        raise ResumeRefused(f"session {info.id} has no opening entry; nothing to resume")
+    if any(r.kind == "session.close" for r in rows):
+        raise ResumeRefused(f"session {info.id} has already finished")
+    report = verify_entries(info.id, rows)
+    if not report.ok:
+        first = report.first
+        raise ResumeRefused(f"session {info.id} does not verify (entry {first.idx}: {first.reason})")  # type: ignore[union-attr]
+    opening = rows[0].body
+    spec = SessionSpec.model_validate(opening["spec"])
+    plan = build_plan(spec, f"ledger:{info.id}")
+    identities = keystore.load(info.id)
+    for actor, public in opening["keys"].items():
+        if actor not in identities or identities[actor].public_key != public:
+            raise ResumeRefused(f"the key store's key for {actor!r} is not the one the session used")
+    return await _drive(plan, ledger, info.id, identities, bus_url, progress, replay=rows)
+
+
+async def _drive(
+    plan: SessionPlan,
+    ledger: Ledger,
+    session_id: str,
+    identities: dict[str, Identity],
+    bus_url: str,
+    progress: ProgressSink | None,
+    *,
+    open_body: dict[str, Any] | None = None,
+    replay: Sequence[Entry] | None = None,
+) -> SessionResult:
+    keys = {actor: i.public_key for actor, i in identities.items()}
+    chair_keys = PublicKeys({CHAIR: keys[CHAIR]})
     async with open_bus(bus_url) as bus:
         runners = [
             DelegateRunner(
@@ -105,20 +164,27 @@ async def run_session(
             )
             for p in plan.participants
         ]
+        chair = Chair(
+            session_id,
+            plan.new_protocol(),
+            Signer(identities[CHAIR], session_id),
+            PublicKeys(keys),
+            bus,
+            ledger,
+            plan.spec.turn_timeout_s,
+            progress,
+        )
+        if replay is not None:
+            for runner in runners:
+                runner.replay(replay)
         tasks = [asyncio.create_task(r.run(), name=f"delegate:{r.delegate.id}") for r in runners]
         try:
             await asyncio.gather(*(r.ready.wait() for r in runners))
-            chair = Chair(
-                session_id,
-                plan.new_protocol(),
-                Signer(chair_id, session_id),
-                PublicKeys(keys),
-                bus,
-                ledger,
-                plan.spec.turn_timeout_s,
-                progress,
-            )
-            ended = await chair.run(open_body)
+            if replay is None:
+                assert open_body is not None
+                ended = await chair.run(open_body)
+            else:
+                ended = await chair.resume(replay)
             await asyncio.gather(*tasks)
         finally:
             for task in tasks:

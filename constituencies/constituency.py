@@ -33,6 +33,27 @@ class WiserThanVote(BaseModel):
     by: Id | None = Field(default=None, description="The constituent who voted, if known.")
 
 
+class Weighting(BaseModel):
+    """The rule that turns support and wiser-than votes into card weights (see weighting.py)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rule: Literal["support", "wisdom"] = Field(
+        default="wisdom",
+        description="'support': shares of the constituents holding each card; 'wisdom': "
+        "support shares moved along wiser-than edges by personalised PageRank.",
+    )
+    damping: float = Field(
+        default=0.5,
+        ge=0.0,
+        lt=1.0,
+        description="How much weight wisdom judgements may move (0 = support only).",
+    )
+    min_wiser_votes: int = Field(default=1, ge=1, description="Upgrade votes an edge needs.")
+    min_likelihood: float = Field(default=0.33, ge=0.0, description="MAI's likelihood floor.")
+    max_entropy: float = Field(default=1.69, description="MAI's entropy cap (over votes only).")
+
+
 class Constituency(BaseModel):
     """Cards, constituents, wiser-than votes and the mandate given to their delegate."""
 
@@ -46,6 +67,7 @@ class Constituency(BaseModel):
     constituents: list[Constituent] = Field(default_factory=list)
     wiser_than: list[WiserThanVote] = Field(default_factory=list)
     mandate: Mandate = Field(default_factory=Mandate)
+    weighting: Weighting = Field(default_factory=Weighting)
     issue_weights: dict[Id, float] | None = Field(
         default=None,
         description="How much each agenda issue counts for this constituency (normalised to "
@@ -113,15 +135,10 @@ class Constituency(BaseModel):
     def card_weights(self, context: str | None = None) -> dict[str, float]:
         """Weights of the cards that apply in `context`, summing to 1.
 
-        The rule here is support share: a card weighs what the constituents who hold it
-        weigh. Cards nobody holds, or a constituency with no constituents listed, fall
-        back to equal weights so that an organizer's sketch still negotiates.
+        Support shares (what the constituents holding a card weigh; equal shares when no
+        one is listed, so an organizer's sketch still negotiates), moved toward wiser
+        cards by the wiser-than votes under `weighting` (constituencies/weighting.py).
         """
-        applicable = [c.id for c in self.cards if c.applies_in(context)]
-        if not applicable:
-            return {}
-        support = self.support()
-        total = sum(support[c] for c in applicable)
-        if total <= 0.0:
-            return {c: 1.0 / len(applicable) for c in applicable}
-        return {c: support[c] / total for c in applicable}
+        from constituencies.weighting import weights_in_context
+
+        return weights_in_context(self, context)

@@ -72,6 +72,17 @@ class Strategy(ABC):
     def __init__(self, view: DelegateView, options: StrategyOptions | None = None) -> None:
         self.view = view
         self.options = options if options is not None else self.Options()
+        # The latest offer seen from each other delegate: what they are asking for.
+        self.seen: dict[str, Outcome] = {}
+
+    def observe(self, call: Call) -> None:
+        """Note what the call shows of the others' positions."""
+        me = self.view.delegate_id
+        if call.standing_offer is not None and call.offered_by and call.offered_by != me:
+            self.seen[call.offered_by] = dict(call.standing_offer)
+        for entry in call.table or []:
+            if entry.by != me:
+                self.seen[entry.by] = dict(entry.offer)
 
     # -- what a strategy must say ------------------------------------------------------
 
@@ -83,6 +94,7 @@ class Strategy(ABC):
 
     def respond(self, call: Call) -> Move:
         """The move to make when called. The delegate wrapper checks it against the mandate."""
+        self.observe(call)
         allowed = set(call.allowed)
         if "rank" in allowed:
             return self.rank(call)
@@ -107,12 +119,34 @@ class Strategy(ABC):
             f"{value_summary(self.view.model, outcome)}."
         )
 
+    #: How many outcomes above the aspiration `choose_offer` compares (bounds the cost
+    #: of a bid on very large outcome spaces; the nearest ones above the target are kept).
+    search_width: ClassVar[int] = 4096
+
     def choose_offer(self, call: Call) -> Outcome:
-        """The admissible outcome closest above the aspiration (ties: seeded choice)."""
-        tied = self.view.space.closest_above(self.aspiration(call))
-        if not tied:
-            tied = self.view.space.admissible[:1] or self.view.space.all[:1]
-        return self.view.rng.choice(tied)[1]
+        """An admissible outcome at or above the aspiration, as close as possible to what
+        the others have asked for (most issues in common with their latest offers), then
+        as close to the aspiration as possible; remaining ties by the seeded generator.
+
+        Conceding toward the others' positions rather than anywhere below one's own best
+        is what lets several delegates find the few outcomes they can all accept.
+        """
+        target = self.aspiration(call)
+        pool = self.view.space.at_least(target)[-self.search_width :]
+        if not pool:
+            pool = self.view.space.admissible[:1] or self.view.space.all[:1]
+        if not self.seen:
+            floor = pool[-1][0]
+            return self.view.rng.choice([o for u, o in pool if abs(u - floor) <= 1e-12])
+        asks = list(self.seen.values())
+
+        def closeness(item: tuple[float, Outcome]) -> tuple[int, float]:
+            utility, outcome = item
+            common = sum(outcome[i] == ask[i] for ask in asks for i in outcome)
+            return (common, -utility)
+
+        best = max(closeness(item) for item in pool)
+        return self.view.rng.choice([o for item in pool if closeness(item) == best for o in [item[1]]])
 
     # -- default answers to each kind of call ------------------------------------------
 

@@ -74,11 +74,15 @@ def run(
     keys: KeysOpt = None,
 ) -> None:
     """Run a deliberation session to its outcome, with live progress."""
+    interactive = sys.stdin.isatty() and not as_json
     try:
-        plan, _ = load_plan(file)
+        plan, _ = load_plan(file, ask=_ask_constituents if interactive else None)
     except SessionFileError as exc:
         _fail(str(exc))
         raise
+    asks = interactive and any(p.constituency.mandate.ratification for p in plan.participants)
+    if asks:
+        quiet = True  # prompts and a live view do not share a terminal well
 
     keystore = KeyStore(keys or default_keys_dir(ledger))
 
@@ -89,7 +93,9 @@ def run(
                 plan,
                 quiet or as_json,
                 lambda progress: run_session(
-                    plan, store, bus_url=bus, progress=progress, keystore=keystore
+                    plan, store, bus_url=bus, progress=progress, keystore=keystore,
+                    # A prompt stops the clock for everyone: no turn times out meanwhile.
+                    turn_timeout_s=365 * 24 * 3600.0 if asks else None,
                 ),
             )
         finally:
@@ -97,6 +103,23 @@ def run(
 
     result = asyncio.run(go())
     _print_result(plan, result, as_json)
+
+
+def _ask_constituents(
+    delegate: str, outcome: dict[str, str], rule: Any, utility: float
+) -> tuple[bool, list[str], str]:
+    """Pause the session and ask the constituents present at this terminal."""
+    offer = ", ".join(f"{k}={v}" for k, v in outcome.items())
+    console.rule(f"[bold yellow]Ratification needed: {delegate}")
+    console.print(
+        f"The delegate for [bold]{delegate}[/] would agree to [cyan]{offer}[/] "
+        f"(utility {utility:+.3f}).\nIts mandate reserves this for its constituents: {rule.describe()}.",
+        highlight=False,
+    )
+    approved = typer.confirm("Do the constituents approve?", default=False)
+    who = typer.prompt("Who decided (constituent ids, comma-separated; empty if not recorded)", default="")
+    by = [w.strip() for w in who.split(",") if w.strip()]
+    return approved, by, "answered at the prompt"
 
 
 async def _with_live_view(plan: Any, quiet: bool, start: Any) -> Any:
@@ -213,6 +236,11 @@ def log(
         elif item.kind == "refusal":
             console.print(
                 f"{rnd} [bold]{item.actor}[/] [yellow]refused by mandate[/]: {item.move} {offer}: {item.detail}",
+                highlight=False,
+            )
+        elif item.kind == "ratification":
+            console.print(
+                f"{rnd} [bold]{item.actor}[/] [magenta]ratification[/] {offer}: {item.detail}",
                 highlight=False,
             )
         elif item.kind == "ended":

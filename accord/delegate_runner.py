@@ -9,7 +9,7 @@ from typing import Any
 from accord.bus import Bus
 from accord.bus.topics import broadcast_topic, delegate_inbox, delegate_outbox
 from accord.ledger import Entry, Envelope, EnvelopeError, PublicKeys, Signer
-from delegates.delegate import Delegate
+from delegates.delegate import Delegate, Ratification
 from protocols.events import Call
 
 CHAIR = "chair"
@@ -56,6 +56,8 @@ class DelegateRunner:
                 self.delegate.strategy.observe_rejection(str(env.body.get("reason", "")))
             elif env.actor == me:
                 self.signer.next_seq = env.seq + 1
+                if env.kind == "ratification":
+                    self.delegate.remember(Ratification.model_validate(env.body["ratification"]))
                 if env.kind != "move":
                     continue
                 if last_call is None:
@@ -109,6 +111,9 @@ class DelegateRunner:
     async def _answer(self, call: Call) -> None:
         decision = self.delegate.decide(call)
         outbox = delegate_outbox(self.session_id, self.delegate.id)
+        for answer in decision.ratifications:
+            body = {"round": call.round, "ratification": answer.model_dump(mode="json")}
+            await self.bus.publish(outbox, self.signer.seal("ratification", body).canonical())
         for refusal in decision.refusals:
             body = {"round": call.round, "refused": refusal.move, "reason": refusal.reason}
             await self.bus.publish(outbox, self.signer.seal("refusal", body).canonical())

@@ -77,11 +77,13 @@ async def run_session(
     session_id: str | None = None,
     progress: ProgressSink | None = None,
     keystore: KeyStore | None = None,
+    turn_timeout_s: float | None = None,
 ) -> SessionResult:
     """Run `plan` to its outcome; every message signed, checked and chained into `ledger`.
 
     With a `keystore`, the actors' private keys are kept there so that `resume_session`
-    can finish the session if this process dies.
+    can finish the session if this process dies. `turn_timeout_s` overrides the session
+    file's (an interactive run waits for people, not for the clock).
     """
     session_id = session_id or new_session_id(plan.spec.id)
     identities = {CHAIR: Identity.generate(CHAIR)} | {
@@ -103,7 +105,10 @@ async def run_session(
     if keystore is not None:
         keystore.save(session_id, identities)
     await ledger.create_session(session_id, plan.spec.id, plan.spec.title, plan.spec_hash)
-    return await _drive(plan, ledger, session_id, identities, bus_url, progress, open_body=open_body)
+    return await _drive(
+        plan, ledger, session_id, identities, bus_url, progress,
+        open_body=open_body, turn_timeout_s=turn_timeout_s,
+    )
 
 
 class ResumeRefused(RuntimeError):
@@ -149,6 +154,7 @@ async def _drive(
     *,
     open_body: dict[str, Any] | None = None,
     replay: Sequence[Entry] | None = None,
+    turn_timeout_s: float | None = None,
 ) -> SessionResult:
     keys = {actor: i.public_key for actor, i in identities.items()}
     chair_keys = PublicKeys({CHAIR: keys[CHAIR]})
@@ -171,7 +177,7 @@ async def _drive(
             PublicKeys(keys),
             bus,
             ledger,
-            plan.spec.turn_timeout_s,
+            turn_timeout_s or plan.spec.turn_timeout_s,
             progress,
         )
         if replay is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -49,6 +49,18 @@ class DelegateSpec(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class RatificationDecision(BaseModel):
+    """Constituents' answer, decided ahead, on outcomes their mandate reserves for them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    delegate: Id
+    outcome: dict[Id, Id] = Field(description="A partial outcome: the decision covers every outcome matching it.")
+    decision: Literal["approve", "reject"]
+    by: list[Id] = Field(default_factory=list, description="The constituents who decided.")
+    note: str = ""
+
+
 class SessionSpec(BaseModel):
     """A whole deliberation session: agenda, constituencies, assessments, protocol, delegates."""
 
@@ -62,6 +74,11 @@ class SessionSpec(BaseModel):
     assessments: list[Assessment] = Field(default_factory=list)
     protocol: ProtocolSpec = Field(default_factory=ProtocolSpec)
     delegates: dict[Id, DelegateSpec] = Field(default_factory=dict)
+    ratifications: list[RatificationDecision] = Field(
+        default_factory=list,
+        description="Decisions on outcomes that need ratification, so a session can run "
+        "unattended; without one, `accord run` asks at the prompt (or treats it as refused).",
+    )
     seed: int = 0
     turn_timeout_s: float = Field(
         default=30.0, gt=0, description="Wall-clock time a delegate has to answer a call."
@@ -144,6 +161,27 @@ class SessionSpec(BaseModel):
             for issue in c.issue_weights or {}:
                 if issue not in options:
                     problems.append(f"constituencies.{c.id}.issue_weights: unknown issue {issue!r}")
+        by_id = {c.id: c for c in self.constituencies}
+        for n, d in enumerate(self.ratifications):
+            where = f"ratifications[{n}]"
+            if d.delegate not in by_id:
+                problems.append(f"{where}.delegate: no constituency {d.delegate!r}")
+                continue
+            for issue, option in d.outcome.items():
+                if issue not in options or option not in options[issue]:
+                    problems.append(f"{where}.outcome: unknown option {issue}={option}")
+            people = {p.id for p in by_id[d.delegate].constituents}
+            for who in d.by:
+                if who not in people:
+                    problems.append(f"{where}.by: {who!r} is not a constituent of {d.delegate!r}")
+        for c in self.constituencies:
+            for n, rule in enumerate(c.mandate.ratification):
+                for line in rule.outcomes:
+                    for issue, option in line.root.items():
+                        if issue not in options or option not in options[issue]:
+                            problems.append(
+                                f"constituencies.{c.id}.mandate.ratification[{n}]: unknown option {issue}={option}"
+                            )
         for name in self.delegates:
             if name not in ids:
                 problems.append(f"delegates.{name}: no constituency with that id")

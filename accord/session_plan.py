@@ -14,11 +14,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from accord import plugins
+from accord.ratification import Ask, RecordedRatifier
 from accord.session_file import SessionFileError, SessionSpec, load_session
 from constituencies import Constituency, ValueModel
 from constituencies.hashing import content_hash
 from delegates.base import DelegateView, Strategy
-from delegates.delegate import Delegate
+from delegates.delegate import Delegate, Ratifier
 from protocols.agenda import Agenda
 from protocols.base import Protocol, ProtocolParams
 
@@ -67,7 +68,9 @@ def _errors(prefix: str, exc: ValidationError) -> list[str]:
     ]
 
 
-def build_plan(spec: SessionSpec, source: str = "<session>") -> SessionPlan:
+def build_plan(
+    spec: SessionSpec, source: str = "<session>", ratifier: Ratifier | None = None
+) -> SessionPlan:
     """Instantiate protocol parameters, value models, strategies and delegates."""
     problems: list[str] = []
     agenda = spec.agenda_model
@@ -106,15 +109,17 @@ def build_plan(spec: SessionSpec, source: str = "<session>") -> SessionPlan:
                 "its red lines and reservation level, so its delegate could never agree"
             )
             continue
-        participants.append(
-            Participant(constituency, model, dspec.strategy, Delegate(view, strategy_cls(view, options)))
+        delegate = Delegate(
+            view, strategy_cls(view, options), ratifier or RecordedRatifier(spec.ratifications)
         )
+        participants.append(Participant(constituency, model, dspec.strategy, delegate))
     if problems:
         raise SessionFileError(source, problems)
     assert protocol_cls is not None and params is not None
     return SessionPlan(spec, source, agenda, protocol_cls, params, participants)
 
 
-def load_plan(path: str | Path) -> tuple[SessionPlan, Any]:
+def load_plan(path: str | Path, ask: Ask | None = None) -> tuple[SessionPlan, Any]:
+    """Load and build; `ask` is how to ask constituents about undecided ratifications."""
     spec, raw = load_session(path)
-    return build_plan(spec, str(path)), raw
+    return build_plan(spec, str(path), RecordedRatifier(spec.ratifications, ask)), raw

@@ -73,6 +73,18 @@ def read_trail(rows: list[Entry], include_calls: bool = False) -> list[TrailItem
             items.append(
                 TrailItem(**base, move=refused.get("kind"), offer=refused.get("offer"), detail=body.get("reason"))
             )
+        elif row.kind == "ratification":
+            r = body.get("ratification", {})
+            verdict = "approved" if r.get("approved") else "NOT ratified"
+            who = f" by {', '.join(r['by'])}" if r.get("by") else ""
+            items.append(
+                TrailItem(
+                    **base,
+                    offer=r.get("outcome"),
+                    detail=f"{verdict}{who} ({r.get('source')}): {r.get('rule')}"
+                    + (f"; {r['note']}" if r.get("note") else ""),
+                )
+            )
         elif row.kind == "rejection":
             items.append(TrailItem(**(base | {"actor": body.get("to", row.actor)}), detail=body.get("reason")))
         elif row.kind == "absence":

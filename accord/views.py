@@ -46,6 +46,10 @@ class LiveProgress:
                 self.standing, self.offered_by = move["offer"], event.actor
         elif event.kind == "refusal":
             self.notes.append(f"[yellow]{event.actor}[/]: {body['reason']}")
+        elif event.kind == "ratification":
+            r = body["ratification"]
+            verdict = "approved" if r["approved"] else "not ratified"
+            self.notes.append(f"[magenta]{event.actor}[/]: constituents {verdict} ({r['source']})")
         elif event.kind in ("rejection", "absence", "refused-message"):
             who = body.get("to") or body.get("delegate") or ""
             self.notes.append(f"[red]{event.kind}[/] {who}: {body.get('reason') or body.get('consequence')}")

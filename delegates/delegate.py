@@ -13,7 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from constituencies.mandate import RatificationRule
 
 from delegates.base import DelegateView, Strategy
 from delegates.justification import justify, value_summary
@@ -30,39 +34,99 @@ class Refusal(BaseModel):
     reason: str
 
 
+class Ratification(BaseModel):
+    """The constituents' answer on an outcome their mandate reserves for them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    outcome: dict[str, str]
+    approved: bool
+    rule: str
+    source: str = Field(description="'session-file', 'prompt', or 'none' (nobody to ask).")
+    by: list[str] = Field(default_factory=list, description="Constituents who decided, if known.")
+    note: str = ""
+
+
+class Ratifier(Protocol):
+    """Asks (or looks up) the constituents' approval; supplied by the runtime."""
+
+    def __call__(
+        self, delegate: str, outcome: dict[str, str], rule: RatificationRule, utility: float
+    ) -> Ratification: ...
+
+
 @dataclass
 class Decision:
     move: Move
     refusals: list[Refusal] = field(default_factory=list)
+    ratifications: list[Ratification] = field(default_factory=list)
 
 
 class MandateExhausted(RuntimeError):
     """Nothing on the agenda is admissible under the mandate; the delegate cannot propose."""
 
 
+def _key(outcome: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(outcome.items()))
+
+
 class Delegate:
-    def __init__(self, view: DelegateView, strategy: Strategy) -> None:
+    def __init__(self, view: DelegateView, strategy: Strategy, ratifier: Ratifier | None = None) -> None:
         self.view = view
         self.strategy = strategy
+        self.ratifier = ratifier
+        self.ratified: dict[tuple[tuple[str, str], ...], bool] = {}
+        self._asked: list[Ratification] = []
 
     @property
     def id(self) -> str:
         return self.view.delegate_id
 
+    def remember(self, ratification: Ratification) -> None:
+        """A recorded answer (on resume): it is not asked again."""
+        self.ratified[_key(ratification.outcome)] = ratification.approved
+
     def decide(self, call: Call) -> Decision:
+        self._asked = []
         move = self.strategy.respond(call)
         enforced, reason = self._enforce(move, call)
+        asked, self._asked = self._asked, []
         if reason is None:
-            return Decision(move)
-        return Decision(enforced, [Refusal(move=move.model_dump(mode="json"), reason=reason)])
+            return Decision(move, ratifications=asked)
+        refusal = Refusal(move=move.model_dump(mode="json"), reason=reason)
+        return Decision(enforced, [refusal], asked)
 
-    def _why_not(self, offer: dict[str, str]) -> str | None:
-        return self.view.mandate.violation(offer, self.view.model.utility(offer))
+    def _ratified(self, offer: dict[str, str], ask: bool) -> bool | None:
+        """True/False once the constituents have answered; None if not needed."""
+        utility = self.view.model.utility(offer)
+        rule = self.view.mandate.needs_ratification(offer, utility)
+        if rule is None:
+            return None
+        key = _key(offer)
+        if key not in self.ratified:
+            if not ask:
+                return False
+            if self.ratifier is None:
+                answer = Ratification(
+                    outcome=offer, approved=False, rule=rule.describe(), source="none",
+                    note="no decision recorded and nobody to ask",
+                )
+            else:
+                answer = self.ratifier(self.id, offer, rule, utility)
+            self._asked.append(answer)
+            self.ratified[key] = answer.approved
+        return self.ratified[key]
+
+    def _why_not(self, offer: dict[str, str], ask: bool = False) -> str | None:
+        why = self.view.mandate.violation(offer, self.view.model.utility(offer))
+        if why is None and self._ratified(offer, ask) is False:
+            return "its constituents have not ratified it"
+        return why
 
     def _enforce(self, move: Move, call: Call) -> tuple[Move, str | None]:
         describe = self.view.agenda.describe
         if isinstance(move, (Propose, Accept)):
-            why = self._why_not(move.offer)
+            why = self._why_not(move.offer, ask=True)
             if why is None:
                 return move, None
             return self._fallback(move, call), f"mandate forbids: {move.kind} {describe(move.offer)}: {why}"
@@ -91,12 +155,16 @@ class Delegate:
         """The nearest legal move: our best admissible outcome, or a plain rejection."""
         model = self.view.model
         if "propose" in call.allowed:
-            if not self.view.space.admissible:
+            usable = (
+                (u, o) for u, o in self.view.space.admissible if self._ratified(o, ask=False) is not False
+            )
+            best = next(usable, None)
+            if best is None:
                 raise MandateExhausted(
                     f"delegate {self.id!r}: no outcome satisfies its mandate; "
                     "loosen a red line or the reservation level"
                 )
-            utility, offer = self.view.space.admissible[0]
+            utility, offer = best
             rationale = (
                 "Refused a move the mandate forbids; proposing instead our best admissible "
                 f"outcome (utility {utility:.2f}): {value_summary(model, offer)}."

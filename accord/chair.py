@@ -62,6 +62,7 @@ class Chair:
         self._deadlines: dict[str, float] = {}
         self._moves = protocol.move_adapter()
         self._malformed: dict[str, int] = {}
+        self._seen: dict[tuple[str, int], bytes] = {}
         self._flushed = 0
 
     async def run(self, open_body: dict[str, Any]) -> Ended:
@@ -94,6 +95,7 @@ class Chair:
                     self._apply_timeout(env.body["delegate"])
                 continue
             self._next_seq[env.actor] = env.seq + 1
+            self._seen[(env.actor, env.seq)] = hashlib.sha256(env.signing_bytes()).digest()
             self._apply(env)
         self._recorded = len(rows)
 
@@ -175,6 +177,10 @@ class Chair:
             self._record_refused(message, f"bad signature from {env.actor!r}")
             return []
         expected = self._next_seq.get(env.actor, 1)
+        digest = hashlib.sha256(env.signing_bytes()).digest()
+        if env.seq < expected and self._seen.get((env.actor, env.seq)) == digest:
+            # The same message delivered again (QoS 1 is at least once): already recorded.
+            return []
         if env.seq != expected:
             why = "replayed" if env.seq < expected else "out of order"
             self._record_refused(
@@ -182,6 +188,7 @@ class Chair:
             )
             return []
         self._next_seq[env.actor] = expected + 1
+        self._seen[(env.actor, env.seq)] = digest
         self._record(env, env.canonical())
         if env.kind == "move":
             self._deadlines.pop(env.actor, None)

@@ -37,6 +37,7 @@ class DelegateRunner:
         self.value_model_hash = value_model_hash
         self.ready = asyncio.Event()
         self.ignored: list[str] = []
+        self._chair_seen: set[int] = set()
 
     def replay(self, rows: Sequence[Entry]) -> None:
         """Bring the strategy to where it was: re-decide every call it answered.
@@ -50,6 +51,8 @@ class DelegateRunner:
         last_call: Call | None = None
         for row in rows:
             env = Envelope.model_validate_json(row.envelope)
+            if env.actor == CHAIR:
+                self._chair_seen.add(env.seq)
             if env.actor == CHAIR and env.kind == "call" and env.body.get("to") == me:
                 last_call = Call.model_validate(env.body)
             elif env.actor == CHAIR and env.kind == "rejection" and env.body.get("to") == me:
@@ -106,6 +109,9 @@ class DelegateRunner:
         if env.actor != CHAIR or env.session != self.session_id or not env.verify(self.chair_keys):
             self.ignored.append(f"not from this session's chair: {env.actor} seq {env.seq}")
             return None
+        if env.seq in self._chair_seen:
+            return None  # delivered again (QoS 1 is at least once): already acted on
+        self._chair_seen.add(env.seq)
         return env
 
     async def _answer(self, call: Call) -> None:

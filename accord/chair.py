@@ -190,8 +190,6 @@ class Chair:
         self._next_seq[env.actor] = expected + 1
         self._seen[(env.actor, env.seq)] = digest
         self._record(env, env.canonical())
-        if env.kind == "move":
-            self._deadlines.pop(env.actor, None)
         return self._apply(env)
 
     def _apply(self, env: Envelope) -> list[ChairEvent]:
@@ -227,6 +225,11 @@ class Chair:
 
     async def _dispatch(self, events: list[ChairEvent]) -> None:
         loop = asyncio.get_running_loop()
+        # A deadline lasts while its call is pending: an answered call's clock stops, an
+        # illegal answer leaves it running (unless the protocol calls afresh, below).
+        waiting_on = {call.to for call in self.protocol.pending}
+        for delegate in [d for d in self._deadlines if d not in waiting_on]:
+            del self._deadlines[delegate]
         for event in events:
             body = event.model_dump(mode="json")
             if isinstance(event, Call):

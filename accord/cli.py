@@ -253,17 +253,43 @@ def log(
 @app.command()
 def verify(
     session: Annotated[
-        str | None, typer.Argument(help="Session id, prefix or 'latest'; all sessions if omitted.")
+        str | None,
+        typer.Argument(
+            help="Session id, prefix or 'latest'; all sessions if omitted; or a bundle "
+            "directory written by `accord export`."
+        ),
     ] = None,
     ledger: LedgerOpt = DEFAULT_LEDGER,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", "-w", help="Processes checking signatures (default: one per 20,000 entries, up to the CPUs)."
+        ),
+    ] = None,
 ) -> None:
-    """Check every signature, sequence number and hash link; exit 1 naming the first bad entry."""
+    """Check every signature, sequence number, link and signed checkpoint; exit 1 naming the
+    first bad entry and what happened to it (changed, removed, reordered, inserted)."""
+    from accord.cli_ledger import render_report, verify_bundle_dir
+    from accord.ledger.bundle import is_bundle
+
+    if session is not None and is_bundle(session):
+        if not verify_bundle_dir(Path(session), console, workers=workers):
+            raise typer.Exit(1)
+        return
 
     async def go() -> list[Any]:
         store = await _open_existing(ledger)
         try:
             targets = [await store.find_session(session)] if session else await store.sessions()
-            return [verify_entries(s.id, await store.entries(s.id)) for s in targets]
+            return [
+                verify_entries(
+                    s.id,
+                    await store.entries(s.id),
+                    checkpoints=await store.checkpoint_notes(s.id),
+                    workers=workers,
+                )
+                for s in targets
+            ]
         except LedgerError as exc:
             _fail(str(exc))
             raise
@@ -271,24 +297,7 @@ def verify(
             await store.close()
 
     reports = asyncio.run(go())
-    bad = 0
-    for report in reports:
-        if report.ok:
-            console.print(
-                f"[green]ok[/] {report.session_id}: {report.entries} entries, "
-                f"{report.signatures_checked} signatures, chain intact"
-            )
-            continue
-        bad += 1
-        first = report.first
-        assert first is not None
-        console.print(
-            f"[bold red]FAILED[/] {report.session_id}: entry {first.idx} "
-            f"({first.kind} by {first.actor}): {first.reason}",
-            highlight=False,
-        )
-        for more in report.problems[1:5]:
-            console.print(f"  then entry {more.idx} ({more.kind} by {more.actor}): {more.reason}")
+    bad = sum(not render_report(report, console) for report in reports)
     if bad:
         raise typer.Exit(1)
 
@@ -359,6 +368,15 @@ def list_strategies() -> None:
 def schema() -> None:
     """Print the JSON Schema of session files, for editors and validators."""
     print(json.dumps(session_schema(), indent=2))
+
+
+def _mount_sub_apps() -> None:
+    from accord.cli_import import import_app
+
+    app.add_typer(import_app, name="import", help="Import standard domains into session files.")
+
+
+_mount_sub_apps()
 
 
 def main() -> None:  # pragma: no cover - console-script shim

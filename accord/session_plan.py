@@ -86,6 +86,7 @@ def build_plan(
         except ValidationError as exc:
             problems.extend(_errors("protocol", exc))
     participants: list[Participant] = []
+    outcomes = list(agenda.outcomes())  # one copy, shared by every delegate's ranking
     for constituency in spec.constituencies:
         model = ValueModel(constituency, spec.assessments, agenda.issue_contexts)
         dspec = spec.delegate_spec(constituency.id)
@@ -101,7 +102,7 @@ def build_plan(
             problems.extend(_errors(f"{where}.options", exc))
             continue
         view = DelegateView.build(
-            constituency.id, agenda, model, constituency.mandate, spec.seed
+            constituency.id, agenda, model, constituency.mandate, spec.seed, outcomes
         )
         if not view.space.admissible:
             problems.append(
@@ -113,6 +114,13 @@ def build_plan(
             view, strategy_cls(view, options), ratifier or RecordedRatifier(spec.ratifications)
         )
         participants.append(Participant(constituency, model, dspec.strategy, delegate))
+    if protocol_cls is not None and params is not None and not problems:
+        # Parameters that depend on the agenda or the participants are checked by the
+        # protocol's constructor: try it now, before anything touches the ledger.
+        try:
+            protocol_cls([p.id for p in participants], agenda, params, spec.seed)
+        except (ValueError, KeyError) as exc:
+            problems.append(f"protocol: {exc}")
     if problems:
         raise SessionFileError(source, problems)
     assert protocol_cls is not None and params is not None

@@ -74,6 +74,10 @@ class AssessmentTable:
         found = self._by_key.get((issue, option, card))
         return found.score if found is not None else 0.0
 
+    def items(self):  # type: ignore[no-untyped-def]
+        """((issue, option, card), assessment) pairs, after precedence."""
+        return self._by_key.items()
+
     def issues_for(self, card: str) -> set[str]:
         return self._issues_by_card.get(card, set())
 

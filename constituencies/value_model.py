@@ -62,6 +62,17 @@ class ValueModel:
             for issue, ctx in self.issue_contexts.items()
         }
         self._card_order = [c.id for c in constituency.cards]
+        # What each option of each issue adds to the utility: a utility is then one
+        # lookup per issue, which matters on outcome spaces of hundreds of thousands.
+        self.option_values: dict[str, dict[str, float]] = {}
+        for issue, weights in self._issue_weights.items():
+            values: dict[str, float] = {}
+            for (i, option, card), _ in self.assessments.items():
+                if i == issue and card in weights:
+                    values[option] = values.get(option, 0.0) + weights[card] * self.assessments.score(
+                        issue, option, card
+                    )
+            self.option_values[issue] = values
         self.hash = content_hash(
             {
                 "constituency": constituency.model_dump(mode="json"),
@@ -82,10 +93,8 @@ class ValueModel:
 
     def utility(self, outcome: Mapping[str, str]) -> float:
         total = 0.0
-        for issue, weights in self._issue_weights.items():
-            option = outcome[issue]
-            for card, weight in weights.items():
-                total += weight * self.assessments.score(issue, option, card)
+        for issue, values in self.option_values.items():
+            total += values.get(outcome[issue], 0.0)
         return total
 
     def breakdown(self, outcome: Mapping[str, str]) -> UtilityBreakdown:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -42,7 +43,13 @@ class DelegateView:
 
     @classmethod
     def build(
-        cls, delegate_id: str, agenda: Agenda, model: ValueModel, mandate: Mandate, seed: int
+        cls,
+        delegate_id: str,
+        agenda: Agenda,
+        model: ValueModel,
+        mandate: Mandate,
+        seed: int,
+        outcomes: Sequence[Outcome] | None = None,
     ) -> DelegateView:
         # A string seed is hashed with SHA-512 by `random`, so it does not depend on
         # PYTHONHASHSEED: the same session seed gives every delegate the same stream.
@@ -51,7 +58,7 @@ class DelegateView:
             agenda=agenda,
             model=model,
             mandate=mandate,
-            space=OutcomeSpace(agenda, model, mandate),
+            space=OutcomeSpace(agenda, model, mandate, outcomes),
             rng=random.Random(f"{seed}:{delegate_id}"),
         )
 

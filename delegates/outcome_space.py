@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Sequence
 
 from constituencies import Mandate, ValueModel
@@ -16,15 +17,31 @@ class OutcomeSpace:
     ranking it searches (`admissible`) holds only what the mandate allows.
     """
 
-    def __init__(self, agenda: Agenda, model: ValueModel, mandate: Mandate) -> None:
-        ranked = sorted(
-            ((model.utility(o), n, o) for n, o in enumerate(agenda.outcomes())),
-            key=lambda t: (-t[0], t[1]),
-        )
-        self.all: list[tuple[float, Outcome]] = [(u, o) for u, _, o in ranked]
-        self.admissible: list[tuple[float, Outcome]] = [
-            (u, o) for u, o in self.all if mandate.violation(o, u) is None
+    def __init__(
+        self,
+        agenda: Agenda,
+        model: ValueModel,
+        mandate: Mandate,
+        outcomes: Sequence[Outcome] | None = None,
+    ) -> None:
+        """`outcomes`, if given, is `list(agenda.outcomes())` shared by every delegate."""
+        if outcomes is None:
+            outcomes = list(agenda.outcomes())
+        # Utilities by products of per-issue sums, in the agenda's enumeration order.
+        per_issue = [
+            [model.option_values.get(i.id, {}).get(o.id, 0.0) for o in i.options]
+            for i in agenda.issues
         ]
+        utilities = [sum(combo) for combo in itertools.product(*per_issue)]
+        order = sorted(range(len(outcomes)), key=lambda n: (-utilities[n], n))
+        self.all: list[tuple[float, Outcome]] = [(utilities[n], outcomes[n]) for n in order]
+        if mandate.red_lines:
+            self.admissible: list[tuple[float, Outcome]] = [
+                (u, o) for u, o in self.all if mandate.violation(o, u) is None
+            ]
+        else:
+            floor = mandate.reservation - 1e-12
+            self.admissible = [(u, o) for u, o in self.all if u >= floor]
         # Ascending utilities for bisect; admissible is sorted descending.
         self._ascending = [u for u, _ in reversed(self.admissible)]
 

@@ -1,7 +1,7 @@
 """The message bus delegates and the chair talk over: an interface plus transports.
 
 `open_bus(url)` picks the transport: `memory://` (in-process, for tests and single-
-process runs) today, an MQTT v5 broker later. Code depends only on `Bus`,
+process runs) or `mqtt://` / `mqtts://` (an MQTT v5 broker, `accord.bus.mqtt`). Code depends only on `Bus`,
 `Subscription` and `Message`, so switching transports changes a URL, not the code.
 """
 

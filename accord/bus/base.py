@@ -225,13 +225,18 @@ class Bus(ABC):
 SUPPORTED_SCHEMES = ("memory", "mqtt", "mqtts")
 
 
-def open_bus(url: str) -> Bus:
+def open_bus(url: str, *, will: Message | None = None) -> Bus:
     """The bus a URL names; connect it with `async with`.
 
     * `memory://` - a fresh in-process bus, private to the caller;
     * `memory://NAME` - the in-process bus called NAME, shared by everyone in this
       process who opens the same URL (until it is closed);
-    * `mqtt://host[:port]`, `mqtts://...` - an MQTT v5 broker (not available yet).
+    * `mqtt://[user:pass@]host[:port][?client_id=ID]`, `mqtts://...[?ca=PATH]` - an
+      MQTT v5 broker (`accord.bus.mqtt.MqttBus`; the module lists every URL option).
+
+    `will` is published by an MQTT broker if this client's connection dies without a
+    clean close (e.g. an empty retained payload on its presence topic). An in-process
+    bus handle cannot die without closing, so there it is accepted and never sent.
     """
     if not isinstance(url, str):
         raise TypeError(f"bus URL must be a str, got {type(url).__name__}: {url!r}")
@@ -246,9 +251,13 @@ def open_bus(url: str) -> Bus:
             )
         from accord.bus.memory import MemoryBus, named_memory_bus  # memory imports this module
 
+        if will is not None and not isinstance(will, Message):
+            raise TypeError(f"will must be a Message, got {type(will).__name__}")
         return named_memory_bus(parts.netloc) if parts.netloc else MemoryBus()
     if scheme in ("mqtt", "mqtts"):
-        raise NotImplementedError("the MQTT transport is not built yet")
+        from accord.bus.mqtt import MqttBus  # imports aiomqtt: only when asked for
+
+        return MqttBus.from_url(url, will=will)
     raise ValueError(
         f"bus URL {url!r} has an unsupported scheme; supported: "
         "memory:// (fresh in-process bus), memory://NAME (shared in-process bus), "

@@ -1,26 +1,50 @@
-"""The ledger: signed envelopes appended in order to a hash chain, stored with SQLAlchemy.
+"""The ledger: signed envelopes appended in order to a hash chain and a Merkle tree,
+stored with SQLAlchemy.
 
-A SQLite file by default; any SQLAlchemy async URL (PostgreSQL via asyncpg) works.
-Appends are batched: one INSERT of many rows per call, no per-row round trips.
+A SQLite file by default (WAL mode); any SQLAlchemy async URL (PostgreSQL via asyncpg)
+works. The schema is Alembic's: `Ledger.open` upgrades the database to the head
+revision. Appends are batched: one INSERT of many rows per table per call, no per-row
+round trips. Each entry stores its RFC 9162 leaf hash (leaf ``idx`` of the session's
+tree); the tree itself is kept in memory per session and rebuilt from the stored leaf
+hashes when needed. Checkpoints (signed tree heads) are stored with all their
+signatures.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Sequence
+import os
+import tempfile
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from accord.ledger.chain import GENESIS, entry_hash
+from accord.ledger import migrate
+from accord.ledger.chain import GENESIS
+from accord.ledger.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    cosign,
+    origin_for,
+    sign_checkpoint,
+)
 from accord.ledger.envelope import Envelope, now_iso
-from accord.ledger.schema import entries, metadata, sessions
+from accord.ledger.identity import Identity
+from accord.ledger.merkle import MerkleTree, leaf_hash
+from accord.ledger.schema import checkpoints, entries, entry_cards, sessions
+
+if TYPE_CHECKING:
+    from accord.ledger.verify import VerifyReport
 
 DEFAULT_LEDGER = "accord.db"
+CHECKPOINT_EVERY = 1024
+"""Sessions sign a checkpoint every this many entries, and one at the end."""
 
 
 class LedgerError(RuntimeError):
@@ -55,6 +79,7 @@ class Entry:
     envelope: str
     prev_hash: str
     entry_hash: str
+    leaf_hash: str = ""
 
     def parsed(self) -> Envelope:
         return Envelope.model_validate_json(self.envelope)
@@ -62,6 +87,29 @@ class Entry:
     @property
     def body(self) -> dict[str, Any]:
         return json.loads(self.envelope)["body"]
+
+
+class _Entries(Sequence[Entry]):
+    """Stored rows, turned into `Entry` objects only when read."""
+
+    __slots__ = ("_rows",)
+
+    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
+        self._rows = rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [Entry(*row) for row in self._rows[i]]
+        return Entry(*self._rows[i])
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return f"<{len(self._rows)} entries>"
 
 
 @dataclass(frozen=True)
@@ -75,11 +123,71 @@ class SessionInfo:
     entries: int
 
 
+MAX_CARD_ID = 255
+
+
+def cited_cards(kind: object, body: object) -> list[str]:
+    """The values cards a move cites (``body.move.justification.cited[].card``), once each.
+
+    Anything malformed is skipped: the index is a convenience, the ledger keeps the entry.
+    """
+    if kind != "move" or not isinstance(body, dict):
+        return []
+    move = body.get("move")
+    just = move.get("justification") if isinstance(move, dict) else None
+    cited = just.get("cited") if isinstance(just, dict) else None
+    if not isinstance(cited, list):
+        return []
+    cards: list[str] = []
+    for item in cited:
+        card = item.get("card") if isinstance(item, dict) else None
+        if isinstance(card, str) and 0 < len(card) <= MAX_CARD_ID and card not in cards:
+            cards.append(card)
+    return cards
+
+
+CheckpointHook = Callable[[Checkpoint], Awaitable[None]]
+
+_ENTRY_COLUMNS = ("session_id", "idx", "actor", "seq", "kind", "envelope", "prev_hash", "entry_hash", "leaf_hash")
+_CARD_COLUMNS = ("session_id", "card", "idx")
+_PLACEHOLDERS: dict[str, Callable[[int], str]] = {
+    "qmark": lambda i: "?",
+    "numeric_dollar": lambda i: f"${i}",
+    "numeric": lambda i: f":{i}",
+    "format": lambda i: "%s",
+}
+
+
+async def _insert_many(conn: Any, table: Any, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    """One INSERT of many rows (the driver's executemany), without SQLAlchemy's per-row
+    parameter processing: appends are the hot path of a session."""
+    style = _PLACEHOLDERS.get(conn.dialect.paramstyle)
+    if style is None:  # any other driver: the portable, slower way
+        await conn.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
+        return
+    marks = ", ".join(style(i) for i in range(1, len(columns) + 1))
+    await conn.exec_driver_sql(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})", rows)
+
+
+@dataclass
+class _AutoCheckpoint:
+    signer: Identity
+    every: int
+    on_checkpoint: CheckpointHook | None
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+    # The driver would only BEGIN before DML, leaving DDL (migrations) in autocommit;
+    # `_sqlite_begin` emits BEGIN itself so every transaction, DDL included, is atomic.
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN")
 
 
 class Ledger:
@@ -89,20 +197,74 @@ class Ledger:
         self.engine = engine
         self.url = url
         self._heads: dict[str, tuple[int, str]] = {}
+        self._trees: dict[str, MerkleTree] = {}
+        self._auto: dict[str, _AutoCheckpoint] = {}
 
     @classmethod
-    async def open(cls, location: str | Path = DEFAULT_LEDGER, *, create: bool = True) -> Ledger:
+    async def open(
+        cls,
+        location: str | Path = DEFAULT_LEDGER,
+        *,
+        create: bool = True,
+        engine_options: dict[str, Any] | None = None,
+    ) -> Ledger:
+        """Open (and with `create`, create) a ledger; its schema is upgraded to the head
+        Alembic revision first, keeping every row (see `accord.ledger.migrate`)."""
         url = ledger_url(location)
         if url.startswith("sqlite") and not create:
             path = Path(describe_location(url))
             if not path.exists():
                 raise LedgerError(f"no ledger at {path}")
-        engine = create_async_engine(url)
+        migrate.head_revision()  # load the migration scripts before touching the database
+        if url.startswith("sqlite") and url != "sqlite+aiosqlite://":
+            path = Path(describe_location(url))
+            if not path.exists():
+                await cls._create_sqlite(path, engine_options)
+        engine = cls._engine(url, engine_options)
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(migrate.upgrade)
+        except BaseException:
+            await engine.dispose()
+            raise
+        return cls(engine, url)
+
+    @staticmethod
+    def _engine(url: str, engine_options: dict[str, Any] | None) -> AsyncEngine:
+        engine = create_async_engine(url, **(engine_options or {}))
         if url.startswith("sqlite"):
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        async with engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
-        return cls(engine, url)
+            event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        return engine
+
+    @classmethod
+    async def _create_sqlite(cls, path: Path, engine_options: dict[str, Any] | None) -> None:
+        """Build a new SQLite ledger beside `path`, then link it into place: a ledger file
+        is never seen half-made, and of two processes creating it at once one wins."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent)
+        os.close(fd)
+        staging = Path(name)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staging, 0o666 & ~umask)  # as if created directly, not mkstemp's 0600
+        try:
+            engine = cls._engine(f"sqlite+aiosqlite:///{staging}", engine_options)
+            try:
+                async with engine.begin() as conn:
+                    await conn.run_sync(migrate.upgrade)
+            finally:
+                await engine.dispose()
+            try:
+                os.link(staging, path)
+            except FileExistsError:
+                pass
+            except OSError:  # no hard links here: a rename is nearly as good
+                if not path.exists():
+                    os.replace(staging, path)
+        finally:
+            for leftover in (staging, Path(f"{staging}-wal"), Path(f"{staging}-shm")):
+                leftover.unlink(missing_ok=True)
 
     @property
     def location(self) -> str:
@@ -139,6 +301,7 @@ class Ledger:
                 ],
             )
         self._heads[session_id] = (0, GENESIS)
+        self._trees[session_id] = MerkleTree()
 
     async def finish_session(self, session_id: str, outcome: dict[str, Any]) -> None:
         async with self.engine.begin() as conn:
@@ -162,48 +325,71 @@ class Ledger:
         ).first()
         return (row.idx + 1, row.entry_hash) if row else (0, GENESIS)
 
-    async def append(self, session_id: str, envelopes: Sequence[Envelope]) -> list[Entry]:
+    async def append(self, session_id: str, envelopes: Sequence[Envelope]) -> Sequence[Entry]:
         """Chain and store a batch in one transaction; all or nothing."""
         return await self.append_canonical(session_id, [(e, e.canonical()) for e in envelopes])
 
     async def append_canonical(
         self, session_id: str, items: Sequence[tuple[Envelope, bytes]]
-    ) -> list[Entry]:
-        """As `append`, for callers that already hold each envelope's canonical bytes."""
+    ) -> Sequence[Entry]:
+        """As `append`, for callers that already hold each envelope's canonical bytes.
+
+        Returns the stored entries as a sequence that builds each `Entry` when read (the
+        chair, the hot caller, never reads them)."""
         if not items:
             return []
+        sha256 = hashlib.sha256
         async with self.engine.begin() as conn:
             idx, prev = await self._head(conn, session_id)
-            rows: list[dict[str, Any]] = []
+            first = idx
+            rows: list[tuple[Any, ...]] = []
+            cards: list[tuple[str, str, int]] = []
+            leaves: list[bytes] = []
+            prev_raw = bytes.fromhex(prev)
             for env, canonical in items:
                 if env.session != session_id:
                     raise LedgerError(
                         f"envelope from {env.actor} seq {env.seq} belongs to session "
                         f"{env.session!r}, not {session_id!r}"
                     )
-                digest = entry_hash(prev, canonical)
+                # chain.entry_hash and merkle.leaf_hash, inlined: this is the hot loop.
+                chained = sha256(prev_raw)
+                chained.update(canonical)
+                prev_raw = chained.digest()
+                digest = prev_raw.hex()
+                leaf = sha256(b"\x00" + canonical).digest()
+                leaves.append(leaf)
+                kind = env.kind
                 rows.append(
-                    {
-                        "session_id": session_id,
-                        "idx": idx,
-                        "actor": env.actor,
-                        "seq": env.seq,
-                        "kind": env.kind,
-                        "envelope": canonical.decode("utf-8"),
-                        "prev_hash": prev,
-                        "entry_hash": digest,
-                    }
+                    (session_id, idx, env.actor, env.seq, kind, canonical.decode("utf-8"), prev, digest, leaf.hex())
                 )
+                if kind == "move":
+                    for card in cited_cards(kind, env.body):
+                        cards.append((session_id, card, idx))
                 idx, prev = idx + 1, digest
             try:
-                await conn.execute(insert(entries), rows)
+                await _insert_many(conn, entries, _ENTRY_COLUMNS, rows)
+                if cards:
+                    await _insert_many(conn, entry_cards, _CARD_COLUMNS, cards)
             except IntegrityError as exc:
                 self._heads.pop(session_id, None)
+                self._trees.pop(session_id, None)
                 raise LedgerError(
                     f"append to {session_id!r} refused (duplicate sequence number?): {exc.orig}"
                 ) from None
         self._heads[session_id] = (idx, prev)
-        return [Entry(**row) for row in rows]
+        tree = self._trees.get(session_id)
+        if tree is not None and tree.size == first:
+            tree.append_leaf_hashes(leaves)
+        else:
+            self._trees.pop(session_id, None)
+        auto = self._auto.get(session_id)
+        if auto is not None:
+            for size in range((first // auto.every + 1) * auto.every, idx + 1, auto.every):
+                checkpoint = await self.checkpoint(session_id, auto.signer, size=size)
+                if auto.on_checkpoint is not None:
+                    await auto.on_checkpoint(checkpoint)
+        return _Entries(rows)
 
     async def entries(self, session_id: str, kinds: Sequence[str] | None = None) -> list[Entry]:
         query = select(entries).where(entries.c.session_id == session_id)
@@ -212,6 +398,242 @@ class Ledger:
         async with self.engine.connect() as conn:
             result = await conn.execute(query.order_by(entries.c.idx))
             return [Entry(**row._mapping) for row in result]
+
+    async def entries_by_actor(self, session_id: str, actor: str) -> list[Entry]:
+        """What one actor signed, in order: a delegate's (= its constituency's) messages,
+        or the chair's. Served by the (session, actor, seq) unique index."""
+        query = (
+            select(entries)
+            .where(entries.c.session_id == session_id, entries.c.actor == actor)
+            .order_by(entries.c.idx)
+        )
+        async with self.engine.connect() as conn:
+            return [Entry(**row._mapping) for row in await conn.execute(query)]
+
+    async def entries_by_card(self, session_id: str, card: str) -> list[Entry]:
+        """The moves that cite values card `card` in their justification, in order."""
+        query = (
+            select(entries)
+            .join(
+                entry_cards,
+                (entry_cards.c.session_id == entries.c.session_id)
+                & (entry_cards.c.idx == entries.c.idx),
+            )
+            .where(entry_cards.c.session_id == session_id, entry_cards.c.card == card)
+            .order_by(entries.c.idx)
+        )
+        async with self.engine.connect() as conn:
+            return [Entry(**row._mapping) for row in await conn.execute(query)]
+
+    async def cards(self, session_id: str) -> dict[str, int]:
+        """Every card cited in the session, with how many moves cite it."""
+        query = (
+            select(entry_cards.c.card, func.count().label("n"))
+            .where(entry_cards.c.session_id == session_id)
+            .group_by(entry_cards.c.card)
+            .order_by(entry_cards.c.card)
+        )
+        async with self.engine.connect() as conn:
+            return {row.card: row.n for row in await conn.execute(query)}
+
+    async def entry(self, session_id: str, idx: int) -> Entry:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(entries).where(entries.c.session_id == session_id, entries.c.idx == idx)
+                )
+            ).first()
+        if row is None:
+            raise LedgerError(f"session {session_id!r} has no entry {idx}")
+        return Entry(**row._mapping)
+
+    async def session_keys(self, session_id: str) -> dict[str, str]:
+        """The public keys the chair listed in the session's `session.open` entry."""
+        opening = await self.entries(session_id, kinds=["session.open"])
+        if not opening:
+            raise LedgerError(f"session {session_id!r} has no session.open entry")
+        keys = opening[0].body.get("keys")
+        if not isinstance(keys, dict):
+            raise LedgerError(f"session {session_id!r}: session.open lists no keys")
+        return dict(keys)
+
+    # -- the Merkle tree, checkpoints and proofs ---------------------------------------
+
+    async def tree(self, session_id: str) -> MerkleTree:
+        """The session's Merkle tree (cached; built from the stored leaf hashes)."""
+        tree = self._trees.get(session_id)
+        if tree is not None:
+            return tree
+        query = (
+            select(entries.c.idx, entries.c.leaf_hash, entries.c.envelope)
+            .where(entries.c.session_id == session_id)
+            .order_by(entries.c.idx)
+        )
+        leaves: list[bytes] = []
+        async with self.engine.connect() as conn:
+            result = await conn.stream(query)
+            async for idx, stored, envelope in result:
+                if idx != len(leaves):
+                    raise LedgerError(
+                        f"session {session_id!r}: entry {len(leaves)} is missing "
+                        f"(found {idx}); run `accord verify`"
+                    )
+                leaves.append(bytes.fromhex(stored) if stored else leaf_hash(envelope.encode("utf-8")))
+        tree = MerkleTree(leaves)
+        self._trees[session_id] = tree
+        return tree
+
+    async def checkpoint(
+        self, session_id: str, signer: Identity, *, size: int | None = None
+    ) -> Checkpoint:
+        """Sign the tree head at `size` (default: every entry so far) and store it.
+
+        The checkpoint is a C2SP tlog-checkpoint note with origin ``accord/<session>``,
+        signed by `signer` (the chair) under that name. Returns the stored checkpoint,
+        with any cosignatures already stored for the same tree head.
+        """
+        tree = await self.tree(session_id)
+        size = tree.size if size is None else size
+        if not 0 <= size <= tree.size:
+            raise LedgerError(f"session {session_id!r} has {tree.size} entries, not {size}")
+        signed = sign_checkpoint(origin_for(session_id), size, tree.root(size), signer)
+        return await self.save_checkpoint(session_id, signed)
+
+    async def save_checkpoint(self, session_id: str, checkpoint: Checkpoint) -> Checkpoint:
+        """Store a checkpoint, or add its signature lines to the stored one of that size.
+
+        Refused (`LedgerError`) if its origin or root disagrees with this ledger's tree:
+        the ledger never stores a tree head it does not hold.
+        """
+        try:
+            origin = origin_for(session_id)
+        except CheckpointError as exc:
+            raise LedgerError(str(exc)) from None
+        if checkpoint.origin != origin:
+            raise LedgerError(f"checkpoint origin {checkpoint.origin!r} is not {origin!r}")
+        tree = await self.tree(session_id)
+        if checkpoint.size > tree.size or tree.root(checkpoint.size) != checkpoint.root:
+            raise LedgerError(
+                f"checkpoint {checkpoint.size} of {session_id!r} does not match the stored entries"
+            )
+        async with self.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    select(checkpoints.c.note).where(
+                        checkpoints.c.session_id == session_id,
+                        checkpoints.c.tree_size == checkpoint.size,
+                    )
+                )
+            ).first()
+            if row is None:
+                merged = checkpoint
+                await conn.execute(
+                    insert(checkpoints),
+                    [
+                        {
+                            "session_id": session_id,
+                            "tree_size": checkpoint.size,
+                            "root_hash": checkpoint.root_hex,
+                            "note": merged.text,
+                            "created_at": now_iso(),
+                        }
+                    ],
+                )
+            else:
+                stored = Checkpoint.parse(row.note)
+                merged = stored.with_signatures(checkpoint.signatures)
+                if merged.signatures != stored.signatures:
+                    await conn.execute(
+                        update(checkpoints)
+                        .where(
+                            checkpoints.c.session_id == session_id,
+                            checkpoints.c.tree_size == checkpoint.size,
+                        )
+                        .values(note=merged.text)
+                    )
+        return merged
+
+    async def checkpoints(self, session_id: str) -> list[Checkpoint]:
+        """The session's stored checkpoints, smallest tree first (as stored: not verified)."""
+        query = (
+            select(checkpoints.c.note)
+            .where(checkpoints.c.session_id == session_id)
+            .order_by(checkpoints.c.tree_size)
+        )
+        async with self.engine.connect() as conn:
+            notes = [row.note for row in await conn.execute(query)]
+        return [Checkpoint.parse(note) for note in notes]
+
+    async def latest_checkpoint(self, session_id: str, *, covering: int = 0) -> Checkpoint:
+        """The largest stored checkpoint (that covers entry `covering`)."""
+        found = [c for c in await self.checkpoints(session_id) if c.size > covering]
+        if not found:
+            raise LedgerError(
+                f"session {session_id!r} has no checkpoint covering entry {covering} "
+                "(checkpoints are made when a session ends, and every N entries)"
+            )
+        return found[-1]
+
+    async def inclusion_proof(self, session_id: str, index: int, size: int) -> list[bytes]:
+        """RFC 9162 inclusion proof of entry `index` in the tree of `size` entries."""
+        tree = await self.tree(session_id)
+        if not 0 <= index < size <= tree.size:
+            raise LedgerError(f"no entry {index} in a tree of {size} (the session has {tree.size})")
+        return tree.inclusion_proof(index, size)
+
+    async def consistency_proof(self, session_id: str, old_size: int, new_size: int) -> list[bytes]:
+        """RFC 9162 consistency proof from the tree of `old_size` entries to `new_size`."""
+        tree = await self.tree(session_id)
+        if not 0 < old_size <= new_size <= tree.size:
+            raise LedgerError(
+                f"no consistency proof from {old_size} to {new_size} (the session has {tree.size})"
+            )
+        return tree.consistency_proof(old_size, new_size)
+
+    def checkpoint_every(
+        self,
+        session_id: str,
+        signer: Identity,
+        every: int,
+        on_checkpoint: CheckpointHook | None = None,
+    ) -> None:
+        """From now on, sign and store a checkpoint each time the session's log reaches a
+        multiple of `every` entries (exactly at that size, even inside a batch), then
+        await `on_checkpoint` with it (e.g. to publish it)."""
+        if every < 1:
+            raise ValueError(f"checkpoint interval must be positive, not {every}")
+        self._auto[session_id] = _AutoCheckpoint(signer, every, on_checkpoint)
+
+    async def seal(
+        self, session_id: str, log: Identity, witnesses: Sequence[Identity] = ()
+    ) -> Checkpoint:
+        """The end-of-session checkpoint: signed by `log` (the chair), co-signed by every
+        witness (the delegates), stored; returned with all its signatures."""
+        checkpoint = await self.checkpoint(session_id, log)
+        for witness in witnesses:
+            checkpoint = cosign(checkpoint, witness)
+        return await self.save_checkpoint(session_id, checkpoint)
+
+    def stop_checkpointing(self, session_id: str) -> None:
+        self._auto.pop(session_id, None)
+
+    async def verify(self, session_id: str, *, workers: int | None = 1) -> VerifyReport:
+        """`verify_entries` over the stored entries and checkpoints of a session."""
+        from accord.ledger.verify import verify_entries
+
+        rows = await self.entries(session_id)
+        stored = await self.checkpoint_notes(session_id)
+        return verify_entries(session_id, rows, checkpoints=stored, workers=workers)
+
+    async def checkpoint_notes(self, session_id: str) -> list[str]:
+        """The stored checkpoint notes, unparsed (verification reports bad ones)."""
+        query = (
+            select(checkpoints.c.note)
+            .where(checkpoints.c.session_id == session_id)
+            .order_by(checkpoints.c.tree_size)
+        )
+        async with self.engine.connect() as conn:
+            return [row.note for row in await conn.execute(query)]
 
     async def sessions(self) -> list[SessionInfo]:
         counts = (

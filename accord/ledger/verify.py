@@ -1,19 +1,78 @@
-"""Checking a session's record: every signature, every sequence number, the whole chain."""
+"""Checking a session's record: signatures, sequence numbers, links, the Merkle tree and
+its signed checkpoints; naming the first bad entry and what happened to it.
+
+What is checked, and what each check can tell:
+
+* every envelope: well-formed, in canonical form, of this session, signed by a key the
+  chair listed in the ``session.open`` entry (which must come first). A failure means
+  the entry was **changed** (or forged);
+* per-actor sequence numbers (signed, so nobody but the actor can change them): a gap
+  means a message was **removed**, a repeat that one was **inserted** (replayed), a
+  number out of order that entries were **reordered**;
+* the links that record the order in which entries were appended: the hash chain of the
+  database (``prev_hash``/``entry_hash``) or the leaf hashes of an exported bundle
+  (``leaves.txt``, trusted only if they hash to a signed checkpoint). They tell an
+  entry whose content no longer matches its record (**changed**) from one that is not
+  part of the log (**inserted**), one whose predecessor is gone (**removed**) and one
+  that belongs elsewhere (**reordered**);
+* checkpoints: each must be signed by the chair's key (C2SP signed-note) and may be
+  co-signed by delegates (tlog-cosignature); the tree of the entries as read must have
+  each checkpoint's root at its size. This catches what an operator holding the chair's
+  key could do to the other checks: a log that no longer matches a signed checkpoint
+  has **diverged** from what was signed (and the entries between the last matching
+  checkpoint and the first that does not are where).
+
+Signature checking is the costly part and runs on several processes with
+``workers=N``. The signing bytes are the stored bytes with the ``sig`` member cut out
+(`envelope.unsigned_wire`: RFC 8785 orders members by name, so that is the canonical
+form of the unsigned envelope exactly when the stored bytes are canonical, and a good
+signature proves they are); re-serialising is only needed to explain a failure.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
-from collections.abc import Sequence
+import multiprocessing
+import os
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
 
 import rfc8785
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel
 
-from accord.ledger.chain import GENESIS, entry_hash
-from accord.ledger.envelope import Envelope, EnvelopeError
-from accord.ledger.identity import PublicKeys
+from accord.ledger.chain import GENESIS
+from accord.ledger.checkpoint import (
+    Checkpoint,
+    CheckpointCheck,
+    CheckpointError,
+    session_verifiers,
+    verify_checkpoint,
+)
+from accord.ledger.envelope import MAX_ENVELOPE_BYTES, unsigned_wire
+from accord.ledger.merkle import MerkleTree
 from accord.ledger.store import Entry
 
 OPEN_KIND = "session.open"
+CLOSE_KIND = "session.close"
+CHAIR = "chair"
+
+CHANGED = "changed"
+REMOVED = "removed"
+REORDERED = "reordered"
+INSERTED = "inserted"
+DIVERGED = "diverged"
+CHECKPOINT = "checkpoint"
+
+_FIELDS = frozenset({"v", "session", "actor", "seq", "kind", "body", "ts", "sig"})
+_LEAF_PREFIX = b"\x00"
+_PARALLEL_CHUNKS_PER_WORKER = 4
 
 
 class Problem(BaseModel):
@@ -21,6 +80,8 @@ class Problem(BaseModel):
     actor: str
     kind: str
     reason: str
+    what: str = CHANGED
+    """changed | removed | reordered | inserted | diverged | checkpoint."""
 
 
 class VerifyReport(BaseModel):
@@ -28,6 +89,15 @@ class VerifyReport(BaseModel):
     entries: int
     signatures_checked: int
     problems: list[Problem]
+    checkpoints_checked: int = 0
+    """Checkpoints whose signatures verified."""
+    covered: int = 0
+    """Entries covered by the largest checkpoint that verified and matches the entries."""
+    cosigners: list[str] = []
+    """Actors who co-signed that checkpoint."""
+    root: str | None = None
+    """Hex RFC 9162 root of the entries as read."""
+    notes: list[str] = []
 
     @property
     def ok(self) -> bool:
@@ -38,55 +108,495 @@ class VerifyReport(BaseModel):
         return self.problems[0] if self.problems else None
 
 
-def verify_entries(session_id: str, rows: Sequence[Entry]) -> VerifyReport:
-    """Check the chain, the envelopes' form, their signatures and per-actor sequences.
+# -- per-entry checks (run in worker processes) ----------------------------------------
+
+Item = tuple[bytes, tuple[str, int, str] | None, tuple[str, str, str] | None]
+"""(envelope bytes, stored (actor, seq, kind) or None, stored (prev, entry, leaf) hashes or None)."""
+
+Result = tuple[bytes, tuple[str, int, str] | None, str | None, str | None]
+"""(leaf hash, (actor, seq, kind) read from the envelope, content problem, chain problem)."""
+
+
+def _header(doc: Any) -> tuple[tuple[str, int, str] | None, str | None]:
+    if type(doc) is not dict:
+        return None, "malformed envelope: not a JSON object"
+    if doc.keys() != _FIELDS:
+        missing = sorted(_FIELDS - doc.keys())
+        extra = sorted(doc.keys() - _FIELDS)
+        return None, f"malformed envelope: missing {missing}, unexpected {extra}"
+    actor, seq, kind = doc["actor"], doc["seq"], doc["kind"]
+    if type(actor) is not str or type(kind) is not str or type(seq) is not int or seq < 1:
+        return None, "malformed envelope: actor, seq or kind"
+    if type(doc["session"]) is not str or type(doc["body"]) is not dict:
+        return None, "malformed envelope: session or body"
+    if type(doc["ts"]) is not str or type(doc["sig"]) is not str or type(doc["v"]) is not int:
+        return None, "malformed envelope: ts, sig or v"
+    return (actor, seq, kind), None
+
+
+def _explain_bad_signature(doc: dict[str, Any], raw: bytes, key: Ed25519PublicKey) -> str:
+    """Slow path, failures only: say whether the bytes or the signed content changed."""
+    try:
+        canonical = rfc8785.dumps(doc)
+        unsigned = rfc8785.dumps({k: v for k, v in doc.items() if k != "sig"})
+    except Exception:  # noqa: BLE001 - e.g. NaN, which JSON allows and RFC 8785 does not
+        return "envelope is not in canonical form (it was altered)"
+    if canonical == raw:
+        return "bad signature (the envelope was altered, or signed by another key)"
+    try:
+        key.verify(base64.b64decode(doc["sig"], validate=True), unsigned)
+    except (InvalidSignature, binascii.Error, ValueError):
+        return "bad signature, and the envelope is not in canonical form (it was altered)"
+    return "envelope is not in canonical form (its bytes were altered; the signed content is intact)"
+
+
+def check_envelope(
+    raw: bytes, session_id: str, keys: dict[str, Ed25519PublicKey]
+) -> tuple[tuple[str, int, str] | None, str | None]:
+    """Form, session, signer and signature of one stored envelope: (header, problem)."""
+    if len(raw) > MAX_ENVELOPE_BYTES:
+        return None, f"envelope of {len(raw)} bytes exceeds {MAX_ENVELOPE_BYTES}"
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return None, f"not JSON: {exc}"
+    header, problem = _header(doc)
+    if header is None:
+        return None, problem
+    if doc["session"] != session_id:
+        return header, f"envelope belongs to session {doc['session']!r}"
+    key = keys.get(header[0])
+    if key is None:
+        return header, f"signed by {header[0]!r}, which is not a participant of the session"
+    unsigned = unsigned_wire(raw, doc["sig"])
+    if unsigned is None:
+        return header, _explain_bad_signature(doc, raw, key)
+    try:
+        key.verify(base64.b64decode(doc["sig"], validate=True), unsigned)
+    except (InvalidSignature, binascii.Error, ValueError):
+        return header, _explain_bad_signature(doc, raw, key)
+    return header, None
+
+
+def _chain_problem(raw: bytes, chain: tuple[str, str, str]) -> str | None:
+    prev, stored_entry, stored_leaf = chain
+    try:
+        computed = hashlib.sha256(bytes.fromhex(prev) + raw).hexdigest()
+    except ValueError:
+        return "its previous-hash column is not a hash"
+    if computed != stored_entry:
+        return "its entry hash does not match its envelope"
+    if stored_leaf and hashlib.sha256(_LEAF_PREFIX + raw).hexdigest() != stored_leaf:
+        return "its leaf hash does not match its envelope"
+    return None
+
+
+def _check_chunk(session_id: str, keys: dict[str, str], items: Sequence[Item]) -> list[Result]:
+    parsed = {}
+    for actor, key in keys.items():
+        try:
+            parsed[actor] = Ed25519PublicKey.from_public_bytes(base64.b64decode(key, validate=True))
+        except (binascii.Error, ValueError):
+            continue
+    out: list[Result] = []
+    for raw, columns, chain in items:
+        leaf = hashlib.sha256(_LEAF_PREFIX + raw).digest()
+        header, problem = check_envelope(raw, session_id, parsed)
+        if problem is None and columns is not None and header != tuple(columns):
+            problem = "envelope disagrees with its index columns (actor, seq, kind)"
+        out.append((leaf, header, problem, _chain_problem(raw, chain) if chain is not None else None))
+    return out
+
+
+def _start_method() -> str:
+    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+def _run_checks(session_id: str, keys: dict[str, str], items: Sequence[Item], workers: int) -> list[Result]:
+    if workers <= 1 or len(items) < 2:
+        return _check_chunk(session_id, keys, items)
+    size = max(1, -(-len(items) // (workers * _PARALLEL_CHUNKS_PER_WORKER)))
+    context = multiprocessing.get_context(_start_method())
+    results: list[Result] = []
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [
+            pool.submit(_check_chunk, session_id, keys, items[start : start + size])
+            for start in range(0, len(items), size)
+        ]
+        for future in futures:
+            results.extend(future.result())
+    return results
+
+
+def default_workers(n: int) -> int:
+    """One process per 20,000 entries, up to the number of CPUs."""
+    return max(1, min(os.cpu_count() or 1, n // 20_000))
+
+
+# -- order: links, sequence numbers -----------------------------------------------------
+
+Finding = tuple[int, str, str]
+"""(position, what, reason)."""
+
+
+def link_scan(
+    idents: Sequence[Any],
+    preds: Sequence[Any],
+    intact: Sequence[bool],
+    genesis: Any,
+    label: Any = str,
+    last: Any = None,
+) -> Finding | None:
+    """The first position where the entries as read depart from the recorded order.
+
+    ``idents[i]`` names entry i, ``preds[i]`` names the entry recorded before it
+    (``genesis`` for the first), and ``intact[i]`` says whether entry i's content still
+    matches its record. ``label(i)`` is how position i is named in reasons; ``last``,
+    if known, names the last entry recorded (what follows it was not).
+    """
+    n = len(idents)
+    positions: dict[Any, list[int]] = defaultdict(list)
+    for i, x in enumerate(idents):
+        positions[x].append(i)
+    for i in range(n):
+        prev = idents[i - 1] if i else genesis
+        next_pred = preds[i + 1] if i + 1 < n else None
+        if not intact[i]:
+            if last is not None and prev == last and i:
+                return i, INSERTED, f"it comes after the last recorded entry ({label(i - 1)})"
+            if next_pred is not None and next_pred == prev:
+                return i, INSERTED, (
+                    f"it is not part of the log: entry {label(i + 1)} was appended right "
+                    f"after {'the start' if i == 0 else f'entry {label(i - 1)}'}"
+                )
+            return i, CHANGED, "its content no longer matches what was recorded"
+        copies = positions[idents[i]]
+        fits = preds[i] == prev
+        if len(copies) > 1 and (not fits or copies[0] != i):
+            other = copies[0] if copies[0] != i else copies[1]
+            return i, INSERTED, f"it is a second copy of entry {label(other)}"
+        if fits:
+            continue
+        where = positions.get(preds[i])
+        j = where[0] if where else None
+        if j is not None and j > i:
+            return i, REORDERED, f"it was recorded after entry {label(j)}, which now comes later"
+        if j is not None and j < i - 1:
+            span = f"entry {label(j + 1)}" if j + 1 == i - 1 else f"entries {label(j + 1)}..{label(i - 1)}"
+            return j + 1, INSERTED, (
+                f"{span} {'is' if j + 1 == i - 1 else 'are'} not part of the log: "
+                f"entry {label(i)} was appended right after entry {label(j)}"
+            )
+        if next_pred is not None and next_pred == prev:
+            return i, INSERTED, (
+                f"it is not part of the log: entry {label(i + 1)} was appended right after "
+                f"{'the start' if i == 0 else f'entry {label(i - 1)}'}"
+            )
+        return i, REMOVED, (
+            "the entry recorded before it is missing"
+            + (f" (it should follow entry {label(i - 1)} directly)" if i else " (it should be first)")
+        )
+    return None
+
+
+def seq_scan(headers: Sequence[tuple[str, int, str] | None], label: Any = str) -> Finding | None:
+    """The first per-actor sequence number out of place (gap, repeat or disorder)."""
+    where: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for i, h in enumerate(headers):
+        if h is not None:
+            where[(h[0], h[1])].append(i)
+    expected: dict[str, int] = {}
+    for i, h in enumerate(headers):
+        if h is None:
+            continue
+        actor, seq = h[0], h[1]
+        want = expected.get(actor, 1)
+        if seq == want:
+            expected[actor] = seq + 1
+            continue
+        if seq > want:
+            later = [p for p in where.get((actor, want), []) if p > i]
+            if later:
+                return i, REORDERED, (
+                    f"{actor}'s message {seq} comes before its message {want} (entry {label(later[0])})"
+                )
+            missing = f"message {want} is" if seq == want + 1 else f"messages {want}..{seq - 1} are"
+            return i, REMOVED, f"{actor}'s {missing} missing (sequence number {seq} where {want} was expected)"
+        earlier = [p for p in where[(actor, seq)] if p < i]
+        if earlier:
+            return i, INSERTED, f"{actor}'s message {seq} appears twice (first at entry {label(earlier[0])})"
+        return i, REORDERED, f"{actor}'s message {seq} comes after its message {want - 1}"
+    return None
+
+
+# -- the whole check -------------------------------------------------------------------
+
+_PRIORITY = {INSERTED: 0, REMOVED: 0, REORDERED: 0, CHANGED: 1, DIVERGED: 2, CHECKPOINT: 3}
+
+
+class _Findings:
+    """Problems by position; several findings at one position merge into one problem."""
+
+    def __init__(self) -> None:
+        self.by_pos: dict[tuple[int, int], list[tuple[int, str, str]]] = defaultdict(list)
+
+    def add(self, pos: int, what: str, reason: str, *, source: int, tier: int = 0) -> None:
+        entry = (source, what, reason)
+        if entry not in self.by_pos[(tier, pos)]:
+            self.by_pos[(tier, pos)].append(entry)
+
+    def problems(self, describe: Any) -> list[Problem]:
+        out = []
+        for (_, pos), found in sorted(self.by_pos.items()):
+            found.sort(key=lambda f: (f[0], _PRIORITY.get(f[1], 9)))
+            what = found[0][1]
+            reasons = []
+            for _, _, reason in found:
+                if reason not in reasons:
+                    reasons.append(reason)
+            actor, kind, idx = describe(pos)
+            out.append(Problem(idx=idx, actor=actor, kind=kind, what=what, reason="; ".join(reasons)))
+        return out
+
+
+def _find_opening(session_id: str, raws: Sequence[bytes]) -> tuple[int, dict[str, str]] | None:
+    """The first session.open of this session's chair (normally entry 0), and its keys."""
+    candidates = [pos for pos, raw in enumerate(raws) if pos == 0 or b'"kind":"session.open"' in raw]
+    for pos in candidates:
+        raw = raws[pos]
+        try:
+            doc = json.loads(raw)
+        except ValueError:
+            continue
+        if (
+            isinstance(doc, dict)
+            and doc.get("kind") == OPEN_KIND
+            and doc.get("actor") == CHAIR
+            and doc.get("session") == session_id
+            and isinstance(doc.get("body"), dict)
+            and isinstance(doc["body"].get("keys"), dict)
+        ):
+            keys = {k: v for k, v in doc["body"]["keys"].items() if isinstance(v, str)}
+            return pos, keys
+    return None
+
+
+def verify_records(
+    session_id: str,
+    items: Sequence[Item],
+    labels: Sequence[int],
+    *,
+    reference: Sequence[bytes] | None = None,
+    checkpoints: Iterable[Checkpoint | str] = (),
+    workers: int | None = 1,
+) -> VerifyReport:
+    """The check behind `verify_entries` (database rows, whose ``chain`` is given) and
+    bundle verification (lines of entries.jsonl, with the leaf hashes of ``reference``).
+
+    ``labels[i]`` is the entry number reported for position i.
+    """
+    n = len(items)
+    raws = [item[0] for item in items]
+    label = (lambda i: labels[i] if 0 <= i < n else i) if labels else str
+    findings = _Findings()
+    notes: list[str] = []
+
+    opening = _find_opening(session_id, raws)
+    keys: dict[str, str] = opening[1] if opening else {}
+    if n and opening is None:
+        findings.add(0, REMOVED, f"no {OPEN_KIND} entry signed by the chair: signatures cannot be checked", source=2)
+    elif n and opening is not None and opening[0] != 0:
+        findings.add(0, REORDERED, f"the first entry must be {OPEN_KIND} (found at entry {label(opening[0])})", source=2)
+
+    # Checkpoint signatures first: a trusted reference (leaves.txt) depends on them.
+    verified: list[CheckpointCheck] = []
+    log_verifier = witnesses = None
+    if CHAIR in keys:
+        try:
+            log_verifier, witnesses = session_verifiers(session_id, keys)
+        except (CheckpointError, ValueError, binascii.Error) as exc:
+            notes.append(f"checkpoints cannot be checked: {exc}")
+    for cp in checkpoints:
+        try:
+            parsed = cp if isinstance(cp, Checkpoint) else Checkpoint.parse(cp)
+        except CheckpointError as exc:
+            findings.add(n, CHECKPOINT, f"a checkpoint is malformed: {exc}", source=3, tier=1)
+            continue
+        if log_verifier is None:
+            findings.add(
+                min(parsed.size, n), CHECKPOINT,
+                f"checkpoint {parsed.size} cannot be checked without the chair's key", source=3, tier=1,
+            )
+            continue
+        try:
+            verified.append(verify_checkpoint(parsed, log_verifier, witnesses or []))
+        except CheckpointError as exc:
+            findings.add(min(parsed.size, n), CHECKPOINT, f"checkpoint {parsed.size}: {exc}", source=3, tier=1)
+    verified.sort(key=lambda c: c.checkpoint.size)
+    if reference is not None:
+        reference = _trusted_reference(reference, verified, findings, notes, n)
+
+    if workers is None:
+        workers = default_workers(n)
+    results = _run_checks(session_id, keys, items, workers) if n else []
+    leaves = [r[0] for r in results]
+    headers = [r[1] for r in results]
+    checked = 0
+    for pos, (_, header, problem, _) in enumerate(results):
+        if problem is None:
+            checked += 1
+        else:
+            findings.add(pos, CHANGED, problem, source=1)
+
+    # Order: the recorded links (database chain or trusted leaf hashes), then the
+    # signed sequence numbers, then the entry numbers themselves.
+    link: Finding | None = None
+    if items and items[0][2] is not None:
+        idents = [item[2][1] for item in items]  # type: ignore[index]
+        preds = [item[2][0] for item in items]  # type: ignore[index]
+        intact = [r[3] is None for r in results]
+        for pos, r in enumerate(results):
+            if r[3] is not None:
+                findings.add(pos, CHANGED, r[3], source=1)
+        link = link_scan(idents, preds, intact, GENESIS, label)
+    elif reference is not None:
+        ref_pos = {leaf: k for k, leaf in enumerate(reference)}
+        preds = [
+            (reference[ref_pos[leaf] - 1] if ref_pos[leaf] else b"") if leaf in ref_pos else None
+            for leaf in leaves
+        ]
+        intact = [leaf in ref_pos for leaf in leaves]
+        link = link_scan(leaves, preds, intact, b"", label, reference[-1] if reference else None)
+        if link is None and n < len(reference):
+            link = (n, REMOVED, f"entries {n}..{len(reference) - 1} are missing at the end")
+    if link is not None:
+        findings.add(link[0], link[1], link[2], source=0)
+    seq = seq_scan(headers, label)
+    if seq is not None:
+        findings.add(seq[0], seq[1], seq[2], source=2)
+    if labels:
+        for pos, idx in enumerate(labels):
+            if idx != pos:
+                what = REMOVED if idx > pos else INSERTED
+                findings.add(pos, what, f"entry number {idx} where {pos} was expected", source=2)
+                break
+    closes = [pos for pos, h in enumerate(headers) if h is not None and h[2] == CLOSE_KIND and h[0] == CHAIR]
+    if closes and closes[0] != n - 1:
+        findings.add(closes[0] + 1, INSERTED, f"it comes after the session's {CLOSE_KIND}", source=0)
+
+    # Does the tree of the entries as read have each signed root?
+    tree = MerkleTree(leaves)
+    good: CheckpointCheck | None = None
+    last_good = 0
+    roots: dict[int, bytes] = {}
+    for check in verified:
+        cp = check.checkpoint
+        if roots.setdefault(cp.size, cp.root) != cp.root:
+            findings.add(
+                min(cp.size, n), CHECKPOINT,
+                f"two checkpoints signed by the chair give different roots for {cp.size} entries",
+                source=3, tier=1,
+            )
+        if cp.size > n:
+            findings.add(
+                n, REMOVED,
+                f"the log has {n} entries but checkpoint {cp.size}, signed by the chair, "
+                f"covers {cp.size}: entries {n}..{cp.size - 1} are missing",
+                source=2, tier=1,
+            )
+        elif tree.root(cp.size) != cp.root:
+            findings.add(
+                last_good, DIVERGED,
+                f"entries {last_good}..{cp.size - 1} differ from what checkpoint {cp.size} "
+                "(signed by the chair) commits to: the tree root does not match",
+                source=2, tier=1,
+            )
+        else:
+            last_good = cp.size
+            good = check
+    if good is not None and good.checkpoint.size < n:
+        notes.append(
+            f"entries {good.checkpoint.size}..{n - 1} are not covered by a checkpoint: "
+            "only their senders' signatures vouch for them"
+        )
+    elif not verified and n:
+        notes.append("no checkpoint covers this log: only the senders' signatures and the links vouch for it")
+
+    def describe(pos: int) -> tuple[str, str, int]:
+        if 0 <= pos < n:
+            header = headers[pos]
+            if header is None and items[pos][1] is not None:
+                header = items[pos][1]
+            if header is not None:
+                return header[0], header[2], label(pos)
+            return "?", "?", label(pos)
+        return "", "", pos if not labels or pos >= n else label(pos)
+
+    cosigners = []
+    if good is not None:
+        prefix = good.log.name + "/"
+        cosigners = [name[len(prefix) :] for name in good.cosigners if name.startswith(prefix)]
+    return VerifyReport(
+        session_id=session_id,
+        entries=n,
+        signatures_checked=checked,
+        problems=findings.problems(describe),
+        checkpoints_checked=len(verified),
+        covered=good.checkpoint.size if good else 0,
+        cosigners=cosigners,
+        root=tree.root().hex(),
+        notes=notes,
+    )
+
+
+def _trusted_reference(
+    reference: Sequence[bytes],
+    verified: Sequence[CheckpointCheck],
+    findings: _Findings,
+    notes: list[str],
+    n: int,
+) -> Sequence[bytes] | None:
+    """The recorded leaf hashes, if they hash to every verified checkpoint; else None."""
+    if not verified:
+        notes.append("leaves.txt is not used: no verified checkpoint vouches for it")
+        return None
+    tree = MerkleTree(reference)
+    for check in verified:
+        cp = check.checkpoint
+        if cp.size > tree.size or tree.root(cp.size) != cp.root:
+            findings.add(
+                min(cp.size, n), CHECKPOINT,
+                f"leaves.txt does not hash to checkpoint {cp.size} (it was altered); "
+                "it is not used to place entries",
+                source=3, tier=1,
+            )
+            return None
+    return reference
+
+
+def verify_entries(
+    session_id: str,
+    rows: Sequence[Entry],
+    *,
+    checkpoints: Iterable[Checkpoint | str] = (),
+    workers: int | None = 1,
+) -> VerifyReport:
+    """Check a session's stored entries (and its checkpoints, if given).
 
     Keys come from the chair's signed `session.open` entry, which must come first; any
-    later entry signed by a key not listed there fails.
+    entry signed by a key not listed there fails. The report's first problem names the
+    first bad entry and says what happened to it: changed, removed, reordered, inserted
+    (or diverged from a signed checkpoint). ``workers=N`` checks signatures on N
+    processes (None: one per 20,000 entries, up to the CPUs).
     """
-    problems: list[Problem] = []
-    keys: PublicKeys | None = None
-    prev = GENESIS
-    next_seq: dict[str, int] = {}
-    checked = 0
-
-    def fail(row: Entry, reason: str) -> None:
-        problems.append(Problem(idx=row.idx, actor=row.actor, kind=row.kind, reason=reason))
-
-    for position, row in enumerate(rows):
-        if row.idx != position:
-            fail(row, f"entry index {row.idx} where {position} was expected (an entry is missing)")
-            break
-        raw = row.envelope.encode("utf-8")
-        if row.prev_hash != prev:
-            fail(row, "previous-hash link broken (an entry was removed, inserted or reordered)")
-        if entry_hash(prev, raw) != row.entry_hash:
-            fail(row, "entry hash does not match its envelope (the envelope was altered)")
-        prev = row.entry_hash
-        try:
-            env = Envelope.parse(raw)
-        except EnvelopeError as exc:
-            fail(row, str(exc))
-            continue
-        if rfc8785.dumps(json.loads(raw)) != raw:
-            fail(row, "envelope is not in canonical form (it was altered)")
-        if (env.actor, env.seq, env.kind) != (row.actor, row.seq, row.kind) or env.session != session_id:
-            fail(row, "envelope disagrees with its index columns")
-        if position == 0:
-            if env.kind != OPEN_KIND:
-                fail(row, f"first entry must be {OPEN_KIND}")
-                break
-            keys = PublicKeys(env.body.get("keys", {}))
-        assert keys is not None
-        if env.actor not in keys:
-            fail(row, f"signed by {env.actor!r}, which is not a participant of the session")
-        elif not env.verify(keys):
-            fail(row, "bad signature")
-        checked += 1
-        expected = next_seq.get(env.actor, 1)
-        if env.seq != expected:
-            fail(row, f"sequence number {env.seq} from {env.actor} where {expected} was expected")
-        next_seq[env.actor] = env.seq + 1
-    return VerifyReport(
-        session_id=session_id, entries=len(rows), signatures_checked=checked, problems=problems
+    items: list[Item] = [
+        (
+            row.envelope.encode("utf-8"),
+            (row.actor, row.seq, row.kind),
+            (row.prev_hash, row.entry_hash, row.leaf_hash),
+        )
+        for row in rows
+    ]
+    return verify_records(
+        session_id, items, [row.idx for row in rows], checkpoints=checkpoints, workers=workers
     )

@@ -1,0 +1,131 @@
+"""Full verification of a large session log, on one and on several processes.
+
+    python benchmarks/ledger_verify.py --entries 1000000 [--runs 3] [--workers 1 2]
+
+Builds (once, cached in $TMPDIR/accord-bench/) a SQLite ledger holding one session of
+`--entries` signed envelopes and its end-of-session checkpoint, co-signed by the three
+delegates. Then, per run, `verify_entries` checks every envelope (form, session, key,
+Ed25519 signature), the hash chain, the per-actor sequence numbers, the Merkle tree and
+the checkpoint's signatures against its root, with `--workers` processes for the
+signatures. Reading the rows from the database is timed separately.
+
+The bound: Ed25519 verification alone (`cryptography`, OpenSSL) on the same machine,
+on one core and on every core at once, is measured first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from ledger_common import CACHE, DELEGATES, SESSION, envelopes, identity, machine, median, parsed
+
+from accord.ledger import Ledger, verify_entries
+from accord.ledger.store import Entry
+
+SAMPLE = 20_000
+
+
+def _verify_sample(n: int) -> float:
+    """Seconds to verify n Ed25519 signatures over realistic envelopes (one process)."""
+    chair = identity("chair")
+    key = chair.private_key.public_key()
+    message = envelopes(2)[1]
+    signature = chair.sign(message)
+    started = time.perf_counter()
+    for _ in range(n):
+        key.verify(signature, message)
+    return time.perf_counter() - started
+
+
+def ed25519_bound(workers: int) -> tuple[float, float]:
+    """Signatures verified per second by one process, and by `workers` processes at once."""
+    one = SAMPLE / _verify_sample(SAMPLE)
+    with ProcessPoolExecutor(workers) as pool:
+        list(pool.map(_verify_sample, [100] * workers))  # start the processes first
+        started = time.perf_counter()
+        list(pool.map(_verify_sample, [SAMPLE] * workers))
+        many = SAMPLE * workers / (time.perf_counter() - started)
+    return one, many
+
+
+async def build(n: int) -> Path:
+    path = CACHE / f"ledger-{n}.db"
+    if path.exists():
+        async with await Ledger.open(path, create=False) as ledger:
+            if (await ledger.find_session(SESSION)).entries == n and await ledger.checkpoints(SESSION):
+                return path
+        path.unlink()
+    lines = envelopes(n)
+    started = time.perf_counter()
+    tmp = path.with_suffix(".building")
+    for leftover in CACHE.glob(tmp.name + "*"):
+        leftover.unlink()
+    async with await Ledger.open(tmp) as ledger:
+        await ledger.create_session(SESSION, "bench", "bench", "sha256:0")
+        batch: list = []
+        for item in parsed(lines):
+            batch.append(item)
+            if len(batch) == 4096:
+                await ledger.append_canonical(SESSION, batch)
+                batch = []
+        if batch:
+            await ledger.append_canonical(SESSION, batch)
+        await ledger.seal(SESSION, identity("chair"), [identity(d) for d in DELEGATES])
+    tmp.replace(path)
+    print(f"(built {path} in {time.perf_counter() - started:.0f} s)")
+    return path
+
+
+async def load(path: Path) -> tuple[list[Entry], list[str], float]:
+    started = time.perf_counter()
+    async with await Ledger.open(path, create=False) as ledger:
+        rows = await ledger.entries(SESSION)
+        notes = await ledger.checkpoint_notes(SESSION)
+    return rows, notes, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--entries", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, os.cpu_count() or 1])
+    args = parser.parse_args()
+    n = args.entries
+    print(f"# ledger_verify: {n:,} entries, {args.runs} runs, workers {args.workers}; {machine()}")
+    most = max(args.workers)
+    one, many = ed25519_bound(most)
+    print(f"Ed25519 verification alone: {one:,.0f}/s on one process, {many:,.0f}/s on {most} processes at once")
+
+    path = asyncio.run(build(n))
+    rows, notes, load_s = asyncio.run(load(path))
+    assert len(rows) == n
+    print(f"reading {n:,} entries and the checkpoint from SQLite: {load_s:.1f} s ({n / load_s:,.0f} entries/s)")
+
+    rates: dict[int, list[float]] = {w: [] for w in args.workers}
+    for run in range(args.runs):
+        for workers in args.workers:
+            started = time.perf_counter()
+            report = verify_entries(SESSION, rows, checkpoints=notes, workers=workers)
+            seconds = time.perf_counter() - started
+            assert report.ok and report.covered == n and report.signatures_checked == n, report.problems[:3]
+            assert sorted(report.cosigners) == sorted(DELEGATES)
+            rates[workers].append(n / seconds)
+            print(f"  run {run + 1}, {workers} worker(s): {seconds:.1f} s, {n / seconds:,.0f} entries/s")
+    base = median(rates[args.workers[0]])
+    for workers in args.workers:
+        rate = median(rates[workers])
+        bound = one if workers == 1 else many * min(workers, most) / most
+        print(
+            f"full verification, {workers} worker(s): median {rate:,.0f} entries/s "
+            f"({n / rate:.1f} s for {n:,}); {rate / base:.2f}x the {args.workers[0]}-worker rate; "
+            f"{rate / bound:.0%} of the Ed25519-only rate"
+        )
+
+
+if __name__ == "__main__":
+    main()

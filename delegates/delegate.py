@@ -89,11 +89,25 @@ class Delegate:
     def decide(self, call: Call) -> Decision:
         self._asked = []
         move = self.strategy.respond(call)
+        return self._dispose(move, call)
+
+    async def decide_async(self, call: Call) -> Decision:
+        """As `decide`, awaiting the strategy when it answers asynchronously (a language
+        model does: `respond_async`), so the event loop is never blocked by it."""
+        self._asked = []
+        respond_async = getattr(self.strategy, "respond_async", None)
+        move = await respond_async(call) if respond_async is not None else self.strategy.respond(call)
+        return self._dispose(move, call)
+
+    def _dispose(self, move: Move, call: Call) -> Decision:
         enforced, reason = self._enforce(move, call)
         asked, self._asked = self._asked, []
         if reason is None:
             return Decision(move, ratifications=asked)
         refusal = Refusal(move=move.model_dump(mode="json"), reason=reason)
+        told = getattr(self.strategy, "observe_refusal", None)
+        if told is not None:
+            told(reason)
         return Decision(enforced, [refusal], asked)
 
     def _ratified(self, offer: dict[str, str], ask: bool) -> bool | None:

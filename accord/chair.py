@@ -8,16 +8,25 @@ it; a message that fails is not chained in but its rejection is, with the reason
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from pydantic import ValidationError
 
 from accord.bus import Bus, Message
-from accord.bus.topics import broadcast_topic, delegate_inbox, outboxes_filter
+from accord.bus.topics import (
+    broadcast_topic,
+    chair_topic,
+    delegate_inbox,
+    outboxes_filter,
+    presence_filter,
+    topic_matches,
+)
+from accord.presence import Presence
 from accord.ledger import Entry, Envelope, EnvelopeError, Ledger, PublicKeys, Signer
 from accord.progress import ProgressSink, SessionEvent
 from protocols.base import Protocol
@@ -25,6 +34,8 @@ from protocols.events import Call, ChairEvent, Ended, Rejection
 
 CHAIR = "chair"
 MALFORMED_LIMIT = 3
+# How long a delegate whose host went offline (its will) keeps its turn before it lapses.
+OFFLINE_GRACE_S = float(os.environ.get("ACCORD_OFFLINE_GRACE_S", "5"))
 # Set only by crash tests: SIGKILL this process once N entries have reached the ledger.
 _CRASH_AFTER_ENTRIES = int(os.environ.get("ACCORD_CRASH_AFTER_ENTRIES", "0") or 0)
 # How long recorded entries may wait in memory before they are appended in one batch.
@@ -44,6 +55,7 @@ class Chair:
         progress: ProgressSink | None = None,
         batch_size: int = 512,
         flush_interval_s: float = FLUSH_INTERVAL_S,
+        watch_presence: bool = False,
     ) -> None:
         self.session_id = session_id
         self.protocol = protocol
@@ -63,14 +75,28 @@ class Chair:
         self._moves = protocol.move_adapter()
         self._malformed: dict[str, int] = {}
         self._seen: dict[tuple[str, int], bytes] = {}
+        self.watch_presence = watch_presence
+        self.offline: set[str] = set()
+        self._rejoined: list[str] = []
         self._flushed = 0
 
     async def run(self, open_body: dict[str, Any]) -> Ended:
         """Open the session and run the protocol to its end."""
-        async with self.bus.subscribe(outboxes_filter(self.session_id)) as inbox:
-            await self._announce("session.open", open_body)
+        async with self._inputs() as inbox:
+            raw = await self._announce("session.open", open_body)
+            # Retained, so that a delegate process that (re)joins later finds the opening.
+            await self.bus.publish(chair_topic(self.session_id, "open"), raw, retain=True)
             await self._dispatch(self.protocol.start())
             return await self._loop(inbox)
+
+    @contextlib.asynccontextmanager
+    async def _inputs(self) -> AsyncIterator[AsyncIterator[Message]]:
+        """The delegates' outboxes and, with delegates in other processes, their presence."""
+        async with contextlib.AsyncExitStack() as stack:
+            subs = [await stack.enter_async_context(self.bus.subscribe(outboxes_filter(self.session_id)))]
+            if self.watch_presence:
+                subs.append(await stack.enter_async_context(self.bus.subscribe(presence_filter(self.session_id))))
+            yield subs[0] if len(subs) == 1 else _merged(subs)
 
     async def resume(self, rows: Sequence[Entry]) -> Ended:
         """Rebuild the protocol from a crashed session's ledger, then carry on.
@@ -80,7 +106,7 @@ class Chair:
         had when the last entry was written. Calls still pending are issued again.
         """
         self.replay(rows)
-        async with self.bus.subscribe(outboxes_filter(self.session_id)) as inbox:
+        async with self._inputs() as inbox:
             await self._announce("session.resume", {"after_entry": len(rows) - 1})
             await self._dispatch(list(self.protocol.pending))
             return await self._loop(inbox)
@@ -128,6 +154,8 @@ class Chair:
                 raise RuntimeError("the bus closed before the session ended") from None
             waiting = None
             await self._dispatch(self._consume(message))
+            while self._rejoined:
+                await self._resync(self._rejoined.pop(0))
         if waiting is not None:
             waiting.cancel()
         ended = self.protocol.ended
@@ -146,11 +174,7 @@ class Chair:
         for delegate, deadline in sorted(self._deadlines.items()):
             if deadline <= now:
                 del self._deadlines[delegate]
-                # The timeout is an input to the protocol, so it is recorded as one: a
-                # replay of the ledger must feed it at the same point.
-                env = self.signer.seal("timeout", {"delegate": delegate})
-                self._record(env, env.canonical())
-                events.extend(self._apply_timeout(delegate))
+                events.extend(self._timeout(delegate, "no answer in time"))
         return events
 
     def _apply_timeout(self, delegate: str) -> list[ChairEvent]:
@@ -158,6 +182,8 @@ class Chair:
 
     def _consume(self, message: Message) -> list[ChairEvent]:
         """Check a delegate's message; record it; feed its move to the protocol."""
+        if topic_matches(presence_filter(self.session_id), message.topic):
+            return self._presence(message)
         try:
             env = Envelope.parse(message.payload)
         except EnvelopeError as exc:
@@ -179,7 +205,11 @@ class Chair:
         expected = self._next_seq.get(env.actor, 1)
         digest = hashlib.sha256(env.signing_bytes()).digest()
         if env.seq < expected and self._seen.get((env.actor, env.seq)) == digest:
-            # The same message delivered again (QoS 1 is at least once): already recorded.
+            # The same message again: a QoS 1 redelivery or a replay. Either way it is
+            # not applied twice; the refusal is logged, the original stays the record.
+            self._record_refused(
+                message, f"replayed sequence number {env.seq} from {env.actor!r}: already recorded"
+            )
             return []
         if env.seq != expected:
             why = "replayed" if env.seq < expected else "out of order"
@@ -191,6 +221,55 @@ class Chair:
         self._seen[(env.actor, env.seq)] = digest
         self._record(env, env.canonical())
         return self._apply(env)
+
+    def _presence(self, message: Message) -> list[ChairEvent]:
+        """A host came or went. Going offline is an absence now, not at the turn's end;
+        coming back gets the delegate its history (`resync`) and its pending call."""
+        try:
+            presence = Presence.model_validate_json(message.payload)
+        except ValueError:
+            return []  # an empty retained payload clears presence: nothing to do
+        events: list[ChairEvent] = []
+        for delegate in presence.delegates:
+            if delegate not in self.keys or delegate == CHAIR:
+                continue
+            if presence.status == "offline" and delegate not in self.offline:
+                self.offline.add(delegate)
+                self._record_presence(delegate, "offline")
+                # A short grace, not the whole turn: a broker restart also sends wills,
+                # and a delegate whose host reconnects at once has not really gone.
+                if delegate in self._deadlines:
+                    now = asyncio.get_running_loop().time()
+                    self._deadlines[delegate] = min(self._deadlines[delegate], now + OFFLINE_GRACE_S)
+            elif presence.status == "online" and delegate in self.offline:
+                self.offline.discard(delegate)
+                self._record_presence(delegate, "online")
+                self._rejoined.append(delegate)
+        return events
+
+    def _record_presence(self, delegate: str, status: str) -> None:
+        env = self.signer.seal("presence", {"delegate": delegate, "status": status})
+        self._record(env, env.canonical())
+
+    def _timeout(self, delegate: str, reason: str) -> list[ChairEvent]:
+        # The timeout is an input to the protocol, so it is recorded as one: a replay of
+        # the ledger must feed it at the same point.
+        env = self.signer.seal("timeout", {"delegate": delegate, "reason": reason})
+        self._record(env, env.canonical())
+        return self._apply_timeout(delegate)
+
+    async def _resync(self, delegate: str) -> None:
+        """Send a rejoining delegate what it needs to rebuild its state, then its call."""
+        await self._flush()
+        rows = await self.ledger.entries(self.session_id)
+        mine = [
+            r.envelope
+            for r in rows
+            if r.actor == delegate
+            or (r.actor == CHAIR and r.kind in ("call", "rejection") and r.body.get("to") == delegate)
+        ]
+        await self._send(delegate_inbox(self.session_id, delegate), "resync", {"entries": mine})
+        await self._dispatch([call for call in self.protocol.pending if call.to == delegate])
 
     def _apply(self, env: Envelope) -> list[ChairEvent]:
         """What a checked, recorded delegate envelope does to the protocol."""
@@ -233,7 +312,9 @@ class Chair:
         for event in events:
             body = event.model_dump(mode="json")
             if isinstance(event, Call):
-                self._deadlines[event.to] = loop.time() + self.turn_timeout_s
+                # A delegate known to be offline gets only a short grace to come back.
+                grace = OFFLINE_GRACE_S if event.to in self.offline else self.turn_timeout_s
+                self._deadlines[event.to] = loop.time() + grace
                 await self._send(delegate_inbox(self.session_id, event.to), "call", body)
             elif isinstance(event, Rejection):
                 await self._send(delegate_inbox(self.session_id, event.to), "rejection", body)
@@ -242,14 +323,15 @@ class Chair:
                     self._deadlines.clear()
                 await self._announce(event.kind, body)
 
-    async def _announce(self, kind: str, body: dict[str, Any]) -> None:
-        await self._send(broadcast_topic(self.session_id), kind, body)
+    async def _announce(self, kind: str, body: dict[str, Any]) -> bytes:
+        return await self._send(broadcast_topic(self.session_id), kind, body)
 
-    async def _send(self, topic: str, kind: str, body: dict[str, Any]) -> None:
+    async def _send(self, topic: str, kind: str, body: dict[str, Any]) -> bytes:
         env = self.signer.seal(kind, body)
         raw = env.canonical()
         self._record(env, raw)
         await self.bus.publish(topic, raw)
+        return raw
 
     def _record(self, env: Envelope, raw: bytes) -> None:
         if not self._buffer:
@@ -267,3 +349,28 @@ class Chair:
             if 0 < _CRASH_AFTER_ENTRIES <= self._flushed:
                 # Fault injection for crash tests: die as abruptly as a power cut would.
                 os.kill(os.getpid(), signal.SIGKILL)
+
+
+async def _merged(subscriptions: list[Any]) -> AsyncIterator[Message]:
+    """Messages of several subscriptions, as they come."""
+    queue: asyncio.Queue[Message | None] = asyncio.Queue()
+
+    async def pump(sub: Any) -> None:
+        try:
+            async for message in sub:
+                await queue.put(message)
+        finally:
+            await queue.put(None)
+
+    tasks = [asyncio.ensure_future(pump(sub)) for sub in subscriptions]
+    try:
+        ended = 0
+        while ended < len(tasks):
+            message = await queue.get()
+            if message is None:
+                ended += 1
+                continue
+            yield message
+    finally:
+        for task in tasks:
+            task.cancel()

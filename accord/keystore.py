@@ -42,6 +42,26 @@ class KeyStore:
             json.dump(doc, fh)
         return path
 
+    def actor_identity(self, session_id: str, actor: str) -> tuple[Identity, bool]:
+        """One actor's key for a session, created on first use: (identity, existed before).
+
+        For actors that run in their own processes (a delegate on another machine keeps
+        only its own key). `existed` tells a restarted process from a new one.
+        """
+        path = self.directory / f"{session_id}.{actor}.json"
+        if path.exists():
+            try:
+                raw = json.loads(path.read_text())[actor]
+            except (OSError, json.JSONDecodeError, KeyError) as exc:
+                raise KeyStoreError(f"{path}: unreadable key file: {exc}") from None
+            return Identity.from_private_bytes(actor, unb64(raw)), True
+        identity = Identity.generate(actor)
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump({actor: b64(identity.private_bytes())}, fh)
+        return identity, False
+
     def load(self, session_id: str) -> dict[str, Identity]:
         path = self._path(session_id)
         try:

@@ -32,4 +32,11 @@ def test_every_message_twice_changes_nothing(monkeypatch: pytest.MonkeyPatch, tm
     assert result.ended == simulate(load_plan(FIXTURES / "tiny.yaml")[0]).ended
     seqs = Counter((r.actor, r.seq) for r in rows)
     assert max(seqs.values()) == 1
-    assert not [r for r in rows if r.kind in ("refused-message", "rejection")]
+    moves = [r for r in rows if r.kind == "move"]
+    refused = [r for r in rows if r.kind == "refused-message"]
+    # Each delegate message came twice: the copy is refused and logged, never applied
+    # (but for the last one, whose copy arrives after the session has closed).
+    assert len(refused) >= len([r for r in rows if r.actor != "chair"]) - 1
+    assert all("already recorded" in r.body["reason"] for r in refused)
+    assert len({(m.actor, m.seq) for m in moves}) == len(moves)
+    assert not [r for r in rows if r.kind == "rejection"]

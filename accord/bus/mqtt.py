@@ -72,7 +72,7 @@ import socket
 import ssl
 import zlib
 from collections import deque
-from collections.abc import Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType, TracebackType
 from typing import Any, Final, Self, TypeVar
@@ -483,6 +483,9 @@ class MqttBus(Bus):
         self.delivered = 0
         """Messages put on local subscription queues (one per matching subscription)."""
         self.reconnects = 0
+        #: Called (as a task) after every reconnect, once subscriptions are restored.
+        self.on_reconnect: Callable[[], Awaitable[None]] | None = None
+        self._tasks_after_reconnect: set[asyncio.Task[None]] = set()
         """Times the connection dropped and was re-established."""
         self.unclaimed_dropped = 0
         """Unclaimed messages dropped because more than `max_unclaimed` were held."""
@@ -737,6 +740,10 @@ class MqttBus(Bus):
             self.reconnects += 1
             self._ready.set()
             log.warning("reconnected to the %s", self._where())
+            if self.on_reconnect is not None:
+                # e.g. announce presence again: the broker may have published our will.
+                self._tasks_after_reconnect.add(task := asyncio.ensure_future(self.on_reconnect()))
+                task.add_done_callback(self._tasks_after_reconnect.discard)
             return conn
         return None
 

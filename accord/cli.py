@@ -15,9 +15,10 @@ from rich.live import Live
 from rich.table import Table
 
 from accord.delegate_runner import ResumeError
+from accord.distributed import HostError, host_chair, host_delegates, launch
 from accord.keystore import KeyStore, KeyStoreError, default_keys_dir
 from accord.ledger import DEFAULT_LEDGER, Ledger, LedgerError, verify_entries
-from accord.session import ResumeRefused, resume_session, run_session
+from accord.session import ResumeRefused, new_session_id, resume_session, run_session
 from accord.session_file import SessionFileError, SessionSpec, session_schema
 from accord.session_plan import build_plan, load_plan
 from accord.trail import read_trail
@@ -72,11 +73,18 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live view.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
     keys: KeysOpt = None,
+    per_process: Annotated[
+        int, typer.Option(help="With an mqtt:// bus: delegates per process (one connection each).")
+    ] = 1,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Make the delegates language models, e.g. anthropic:claude-sonnet-4-5."),
+    ] = None,
 ) -> None:
     """Run a deliberation session to its outcome, with live progress."""
     interactive = sys.stdin.isatty() and not as_json
     try:
-        plan, _ = load_plan(file, ask=_ask_constituents if interactive else None)
+        plan, assessed = _plan_with_models(file, model, _ask_constituents if interactive else None)
     except SessionFileError as exc:
         _fail(str(exc))
         raise
@@ -86,23 +94,105 @@ def run(
 
     keystore = KeyStore(keys or default_keys_dir(ledger))
 
+    def start(store: Ledger) -> Any:
+        if bus.startswith("mqtt"):
+            # Over a broker, every delegate runs in a process of its own.
+            return lambda progress: launch(
+                plan, file, store, bus, keystore, per_process=per_process, progress=progress
+            )
+        return lambda progress: run_session(
+            plan, store, bus_url=bus, progress=progress, keystore=keystore,
+            extra_opening={"model_assessments": assessed} if assessed else None,
+            # A prompt stops the clock for everyone: no turn times out meanwhile.
+            turn_timeout_s=365 * 24 * 3600.0 if asks else None,
+        )
+
     async def go() -> Any:
         store = await Ledger.open(ledger)
         try:
-            return await _with_live_view(
-                plan,
-                quiet or as_json,
-                lambda progress: run_session(
-                    plan, store, bus_url=bus, progress=progress, keystore=keystore,
-                    # A prompt stops the clock for everyone: no turn times out meanwhile.
-                    turn_timeout_s=365 * 24 * 3600.0 if asks else None,
-                ),
-            )
+            result = await _with_live_view(plan, quiet or as_json, start(store))
+            return result, await store.entries(result.session_id, kinds=["move"])
+        except HostError as exc:
+            _fail(str(exc))
+            raise
         finally:
             await store.close()
 
-    result = asyncio.run(go())
-    _print_result(plan, result, as_json)
+    result, moves = asyncio.run(go())
+    _print_result(plan, result, as_json, moves)
+
+
+@app.command()
+def chair(
+    file: Annotated[Path, typer.Argument(help="Session file (YAML or JSON).")],
+    bus: Annotated[str, typer.Option(help="Broker URL, mqtt://[user:pass@]host:port.")],
+    session: Annotated[str | None, typer.Option(help="Session id (default: a new one, printed).")] = None,
+    ledger: LedgerOpt = DEFAULT_LEDGER,
+    keys: KeysOpt = None,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for every delegate to connect.")] = 120.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+) -> None:
+    """Run the chair (and the ledger) for delegates that run in their own processes."""
+    try:
+        plan, _ = load_plan(file)
+    except SessionFileError as exc:
+        _fail(str(exc))
+        raise
+    session_id = session or new_session_id(plan.spec.id)
+    if not as_json:
+        err.print(f"session [bold]{session_id}[/]: waiting for delegates on {bus}")
+    keystore = KeyStore(keys or default_keys_dir(ledger))
+
+    async def go() -> Any:
+        store = await Ledger.open(ledger)
+        try:
+            return await host_chair(plan, store, session_id, bus, keystore, wait_s=wait)
+        except HostError as exc:
+            _fail(str(exc))
+            raise
+        finally:
+            await store.close()
+
+    _print_result(plan, asyncio.run(go()), as_json)
+
+
+@app.command()
+def delegate(
+    file: Annotated[Path, typer.Argument(help="The session file the chair runs.")],
+    session: Annotated[str, typer.Option(help="The session id the chair printed.")],
+    bus: Annotated[str, typer.Option(help="Broker URL, mqtt://[user:pass@]host:port.")],
+    as_: Annotated[list[str], typer.Option("--as", help="Delegate id to run (repeat for several).")],
+    keys: Annotated[Path, typer.Option(envvar="ACCORD_KEYS", help="Where this host keeps its keys.")] = Path(
+        "accord.keys"
+    ),
+    host: Annotated[str | None, typer.Option(help="Name of this host on the presence topic.")] = None,
+) -> None:
+    """Run one or more delegates for a session whose chair runs elsewhere."""
+    try:
+        plan, _ = load_plan(file)
+    except SessionFileError as exc:
+        _fail(str(exc))
+        raise
+    try:
+        asyncio.run(host_delegates(plan, session, as_, bus, KeyStore(keys), host))
+    except (HostError, ResumeError) as exc:
+        _fail(str(exc))
+
+
+def _plan_with_models(file: Path, model: str | None, ask: Any) -> tuple[Any, Any]:
+    """Load, apply `--model` and `assess_missing:`, build, and check every model's key:
+    a missing key is one clear error now, not a failure mid-session."""
+    from accord.cli_llm import check_model_credentials, prepare_llm_spec
+    from accord.ratification import RecordedRatifier
+    from accord.session_file import load_session
+
+    spec, _ = load_session(file)
+    spec, assessed = prepare_llm_spec(spec, file, model)
+    plan = build_plan(spec, str(file), RecordedRatifier(spec.ratifications, ask))
+    problems = check_model_credentials(plan)
+    if problems:
+        raise SessionFileError(file, problems)
+    return plan, assessed
 
 
 def _ask_constituents(
@@ -135,7 +225,7 @@ async def _with_live_view(plan: Any, quiet: bool, start: Any) -> Any:
         return await start(on_event)
 
 
-def _print_result(plan: Any, result: Any, as_json: bool) -> None:
+def _print_result(plan: Any, result: Any, as_json: bool, moves: Any = ()) -> None:
     if as_json:
         print(
             json.dumps(
@@ -155,7 +245,34 @@ def _print_result(plan: Any, result: Any, as_json: bool) -> None:
             )
         )
         return
-    console.print(outcome_tables(plan, result))
+    from accord.cli_llm import delegate_labels, llm_usage
+
+    console.print(outcome_tables(plan, result, delegate_labels(plan)))
+    usage = llm_usage(moves)
+    if usage.total.moves:
+        for delegate, used in usage.per_delegate.items():
+            console.print(f"LLM {delegate}: {used.describe()}", highlight=False)
+        console.print(f"LLM total: {usage.total.describe()} ({usage.price_source})", highlight=False)
+    console.print(_headline_metrics(plan, result), highlight=False)
+
+
+def _headline_metrics(plan: Any, result: Any) -> str:
+    """One line of the standard measures; `accord metrics` has them all."""
+    from accord.metrics_report import plan_models
+    from protocols.metrics import compute_metrics
+
+    m = compute_metrics(plan.agenda, plan_models(plan), result.ended, messages=0)
+    parts = []
+    if m.pareto.distance is not None:
+        parts.append(
+            "Pareto-optimal" if m.pareto.optimal else f"{m.pareto.distance:.3f} from the Pareto frontier"
+        )
+    if m.nash is not None:
+        parts.append("at the Nash point" if m.nash.reached else f"{m.nash.distance:.3f} from the Nash point")
+    if m.welfare.utilitarian_optimum is not None:
+        parts.append(f"welfare {m.welfare.utilitarian:+.3f} of {m.welfare.utilitarian_optimum:+.3f} possible")
+    parts.append(f"Gini {m.fairness.gini_constituencies:.3f} across constituencies")
+    return f"Measures: {'; '.join(parts)}.  All: accord metrics {result.session_id}"
 
 
 @app.command()
@@ -332,7 +449,7 @@ def sessions(ledger: LedgerOpt = DEFAULT_LEDGER) -> None:
 def _fields(model: type[Any]) -> str:
     parts = []
     for name, field in model.model_fields.items():
-        default = "required" if field.is_required() else repr(field.default)
+        default = "required" if field.is_required() else repr(field.get_default(call_default_factory=True))
         parts.append(f"{name}={default}")
     return ", ".join(parts) or "—"
 
@@ -372,8 +489,20 @@ def schema() -> None:
 
 def _mount_sub_apps() -> None:
     from accord.cli_import import import_app
+    from accord.cli_metrics import metrics_app
+    from accord.cli_llm import elicit_app, llm_app
+    from accord.cli_values import values_app
 
     app.add_typer(import_app, name="import", help="Import standard domains into session files.")
+    app.add_typer(metrics_app, name="metrics")
+    app.add_typer(values_app, name="values", help="Values cards: show, check, draw, import and export moral graphs.")
+    app.add_typer(elicit_app, name="elicit")
+    app.add_typer(llm_app, name="llm")
+    from accord.cli_ledger import export, proof, verify_proof
+
+    app.command("proof")(proof)
+    app.command("verify-proof")(verify_proof)
+    app.command("export")(export)
 
 
 _mount_sub_apps()

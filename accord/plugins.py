@@ -37,6 +37,7 @@ _BUILTIN_STRATEGY_PATHS = {
     "tit-for-tat": "delegates.tit_for_tat:TitForTat",
     "aspiration": "delegates.aspiration:AspirationWithOpponentModel",
     "log-rolling": "delegates.log_rolling:LogRolling",
+    "llm": "delegates.llm:LLMStrategy",
 }
 
 

@@ -10,10 +10,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from accord.bus import open_bus
+from accord.bus.topics import chair_topic
 from accord.chair import CHAIR, Chair
 from accord.delegate_runner import DelegateRunner
 from accord.keystore import KeyStore
 from accord.ledger import Entry, Identity, Ledger, PublicKeys, Signer, verify_entries
+from accord.ledger.store import CHECKPOINT_EVERY
 from accord.progress import ProgressSink
 from accord.session_file import SessionSpec
 from accord.session_plan import SessionPlan, build_plan
@@ -53,20 +55,60 @@ def new_session_id(spec_id: str) -> str:
     return f"{spec_id}-{stamp}-{secrets.token_hex(2)}"
 
 
-def evaluate(plan: SessionPlan, agreement: dict[str, str] | None) -> list[DelegateResult]:
+def evaluate(plan: SessionPlan, ended: Ended) -> list[DelegateResult]:
+    """Each delegate's utility for what it agreed to: the agreement, or its coalition's
+    partial agreement (MOPAC), or nothing."""
+    own: dict[str, dict[str, str]] = {}
+    for partial in ended.partial:
+        for party in partial.parties:
+            own[party] = partial.outcome
     results = []
     for p in plan.participants:
         space = p.delegate.view.space
-        breakdown = p.model.breakdown(agreement) if agreement else None
+        outcome = ended.agreement or own.get(p.id)
+        breakdown = p.model.breakdown(outcome) if outcome else None
         people = (
-            {c.id: p.model.constituent_utility(c.id, agreement) for c in p.constituency.constituents}
-            if agreement
+            {c.id: p.model.constituent_utility(c.id, outcome) for c in p.constituency.constituents}
+            if outcome
             else {}
         )
         results.append(
             DelegateResult(p.id, p.strategy_name, breakdown, space.best, space.worst, people)
         )
     return results
+
+
+def opening_body(plan: SessionPlan, session_id: str, keys: dict[str, str]) -> dict[str, Any]:
+    """What the chair's signed `session.open` entry says: enough to rebuild the session."""
+    return {
+        "session_id": session_id,
+        "spec": plan.spec.model_dump(mode="json"),
+        "spec_hash": plan.spec_hash,
+        "protocol": {"name": plan.protocol_cls.name, "params": plan.protocol_params.model_dump()},
+        "seed": plan.spec.seed,
+        "keys": keys,
+        "delegates": {
+            p.id: {"strategy": p.strategy_name, "value_model": p.model.hash}
+            for p in plan.participants
+        },
+    }
+
+
+async def finish(plan: SessionPlan, ledger: Ledger, session_id: str, ended: Ended, entries: int) -> SessionResult:
+    """Record the outcome in the session's row and evaluate it for every delegate."""
+    results = evaluate(plan, ended)
+    await ledger.finish_session(
+        session_id,
+        {
+            "agreement": ended.agreement,
+            "reason": ended.reason,
+            "round": ended.round,
+            "utilities": {
+                r.delegate: (r.breakdown.utility if r.breakdown else None) for r in results
+            },
+        },
+    )
+    return SessionResult(session_id, ended, results, entries, ledger.location)
 
 
 async def run_session(
@@ -78,6 +120,7 @@ async def run_session(
     progress: ProgressSink | None = None,
     keystore: KeyStore | None = None,
     turn_timeout_s: float | None = None,
+    extra_opening: dict[str, Any] | None = None,
 ) -> SessionResult:
     """Run `plan` to its outcome; every message signed, checked and chained into `ledger`.
 
@@ -90,18 +133,7 @@ async def run_session(
         p.id: Identity.generate(p.id) for p in plan.participants
     }
     keys = {actor: i.public_key for actor, i in identities.items()}
-    open_body: dict[str, Any] = {
-        "session_id": session_id,
-        "spec": plan.spec.model_dump(mode="json"),
-        "spec_hash": plan.spec_hash,
-        "protocol": {"name": plan.protocol_cls.name, "params": plan.protocol_params.model_dump()},
-        "seed": plan.spec.seed,
-        "keys": keys,
-        "delegates": {
-            p.id: {"strategy": p.strategy_name, "value_model": p.model.hash}
-            for p in plan.participants
-        },
-    }
+    open_body = opening_body(plan, session_id, keys) | (extra_opening or {})
     if keystore is not None:
         keystore.save(session_id, identities)
     await ledger.create_session(session_id, plan.spec.id, plan.spec.title, plan.spec_hash)
@@ -186,26 +218,31 @@ async def _drive(
         tasks = [asyncio.create_task(r.run(), name=f"delegate:{r.delegate.id}") for r in runners]
         try:
             await asyncio.gather(*(r.ready.wait() for r in runners))
+            # Checkpoints: the chair signs one every CHECKPOINT_EVERY entries and, once
+            # the session is over, a final one that every delegate co-signs as a witness.
+            # Each is published retained on the chair's `checkpoint` topic.
+            checkpoint_topic = chair_topic(session_id, "checkpoint")
+
+            async def publish_checkpoint(checkpoint: Any) -> None:
+                await bus.publish(checkpoint_topic, checkpoint.text.encode("utf-8"), retain=True)
+
+            ledger.checkpoint_every(
+                session_id, identities[CHAIR], CHECKPOINT_EVERY, on_checkpoint=publish_checkpoint
+            )
             if replay is None:
                 assert open_body is not None
                 ended = await chair.run(open_body)
             else:
                 ended = await chair.resume(replay)
             await asyncio.gather(*tasks)
+            ledger.stop_checkpointing(session_id)
+            final = await ledger.seal(
+                session_id, identities[CHAIR], [identities[p.id] for p in plan.participants]
+            )
+            await publish_checkpoint(final)
         finally:
+            ledger.stop_checkpointing(session_id)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-    results = evaluate(plan, ended.agreement)
-    await ledger.finish_session(
-        session_id,
-        {
-            "agreement": ended.agreement,
-            "reason": ended.reason,
-            "round": ended.round,
-            "utilities": {
-                r.delegate: (r.breakdown.utility if r.breakdown else None) for r in results
-            },
-        },
-    )
-    return SessionResult(session_id, ended, results, chair._recorded, ledger.location)
+    return await finish(plan, ledger, session_id, ended, chair._recorded)

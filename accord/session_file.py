@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from accord.llm_assessor import AssessMissing
 from constituencies import Assessment, Constituency
 from constituencies.ids import Id
 from protocols.agenda import Agenda, Issue
@@ -78,6 +79,11 @@ class SessionSpec(BaseModel):
         default_factory=list,
         description="Decisions on outcomes that need ratification, so a session can run "
         "unattended; without one, `accord run` asks at the prompt (or treats it as refused).",
+    )
+    assess_missing: AssessMissing | None = Field(
+        default=None,
+        description="Have a language model score the (option, card) pairs nobody assessed; "
+        "its assessments are labelled as model-written and never override people's.",
     )
     seed: int = 0
     turn_timeout_s: float = Field(

@@ -81,8 +81,16 @@ def build_plan(
         protocol_cls = None
     params: ProtocolParams | None = None
     if protocol_cls is not None:
+        given = dict(spec.protocol.params)
+        if "weights" in protocol_cls.Params.model_fields and "weights" not in given:
+            # Ballots weigh what the constituencies weigh (their constituents), unless
+            # the session file says otherwise.
+            given["weights"] = {
+                c.id: (sum(p.weight for p in c.constituents) if c.constituents else 1.0)
+                for c in spec.constituencies
+            }
         try:
-            params = protocol_cls.Params.model_validate(spec.protocol.params)
+            params = protocol_cls.Params.model_validate(given)
         except ValidationError as exc:
             problems.extend(_errors("protocol", exc))
     participants: list[Participant] = []

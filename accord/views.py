@@ -78,7 +78,11 @@ class LiveProgress:
         return Panel(Group(*parts), title=self.plan.spec.title or self.plan.spec.id)
 
 
-def outcome_tables(plan: SessionPlan, result: SessionResult) -> Group:
+def outcome_tables(
+    plan: SessionPlan, result: SessionResult, labels: dict[str, str] | None = None
+) -> Group:
+    """`labels`: how to name each delegate's strategy ('llm (model)' for a model)."""
+    labels = labels or {}
     ended = result.ended
     agreement = Table(title="Outcome", show_header=True)
     agreement.add_column("issue")
@@ -87,8 +91,17 @@ def outcome_tables(plan: SessionPlan, result: SessionResult) -> Group:
         for issue in plan.agenda.issues:
             option = issue.option(ended.agreement[issue.id])
             agreement.add_row(issue.description or issue.id, f"{option.id}: {option.description}")
+        # A statement chosen by a vote was not accepted by everyone: say what it is.
+        word = f"Chosen ({ended.chosen})" if ended.chosen else "Agreement"
+        verdict = Text.from_markup(f"[bold green]{word}[/] in round {ended.round}: {ended.reason}.")
+    elif ended.partial:
+        agreement.title = "Partial agreements"
+        agreement.columns[0].header = "delegates"
+        agreement.columns[1].header = "outcome"
+        for partial in ended.partial:
+            agreement.add_row(", ".join(partial.parties), plan.agenda.describe(partial.outcome))
         verdict = Text.from_markup(
-            f"[bold green]Agreement[/] in round {ended.round}: {ended.reason}."
+            f"[bold cyan]{len(ended.partial)} partial agreement(s)[/] (round {ended.round}): {ended.reason}."
         )
     else:
         verdict = Text.from_markup(f"[bold yellow]No agreement[/] (round {ended.round}): {ended.reason}.")
@@ -102,8 +115,9 @@ def outcome_tables(plan: SessionPlan, result: SessionResult) -> Group:
     parties.add_column("cards that weighed most")
     for r in result.delegates:
         label = plan.participant(r.delegate).constituency.label
+        strategy = labels.get(r.delegate, r.strategy)
         if r.breakdown is None:
-            parties.add_row(label, r.strategy, "—", "—", "—", "—")
+            parties.add_row(label, strategy, "—", "—", "—", "—")
             continue
         people = list(r.constituents.values())
         crowd = f"{min(people):+.2f} / {sum(people) / len(people):+.2f}" if people else "—"
@@ -112,7 +126,7 @@ def outcome_tables(plan: SessionPlan, result: SessionResult) -> Group:
         )
         parties.add_row(
             label,
-            r.strategy,
+            strategy,
             f"{r.breakdown.utility:+.3f}",
             f"{100 * (r.satisfaction or 0):.0f}%",
             crowd,
@@ -124,7 +138,7 @@ def outcome_tables(plan: SessionPlan, result: SessionResult) -> Group:
         f"Trail: accord log {result.session_id}    Check: accord verify {result.session_id}"
     )
     parts: list[Any] = [verdict]
-    if ended.agreement:
+    if ended.agreement or ended.partial:
         parts.append(agreement)
     parts += [parties, where]
     return Group(*parts)

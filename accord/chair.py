@@ -26,7 +26,7 @@ from accord.bus.topics import (
     presence_filter,
     topic_matches,
 )
-from accord.presence import Presence
+from accord.presence import Presence, speaks_for
 from accord.ledger import Entry, Envelope, EnvelopeError, Ledger, PublicKeys, Signer
 from accord.progress import ProgressSink, SessionEvent
 from protocols.base import Protocol
@@ -233,6 +233,8 @@ class Chair:
         for delegate in presence.delegates:
             if delegate not in self.keys or delegate == CHAIR:
                 continue
+            if not speaks_for(message.topic, presence, delegate, self.keys):
+                continue  # a host may not announce (or retire) another's delegate
             if presence.status == "offline" and delegate not in self.offline:
                 self.offline.add(delegate)
                 self._record_presence(delegate, "offline")

@@ -498,8 +498,10 @@ def _mount_sub_apps() -> None:
     app.add_typer(values_app, name="values", help="Values cards: show, check, draw, import and export moral graphs.")
     app.add_typer(elicit_app, name="elicit")
     app.add_typer(llm_app, name="llm")
+    from accord.cli_broker import broker_config
     from accord.cli_ledger import export, proof, verify_proof
 
+    app.command("broker-config")(broker_config)
     app.command("proof")(proof)
     app.command("verify-proof")(verify_proof)
     app.command("export")(export)

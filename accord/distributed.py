@@ -34,7 +34,7 @@ from accord.chair import CHAIR, Chair
 from accord.delegate_runner import DelegateRunner
 from accord.keystore import KeyStore
 from accord.ledger import Ledger, PublicKeys, Signer
-from accord.presence import Presence
+from accord.presence import GROUP_HOST_PREFIX, Presence, speaks_for
 from accord.progress import ProgressSink
 from accord.session import SessionResult, finish, new_session_id, opening_body
 from accord.session_plan import SessionPlan
@@ -75,7 +75,13 @@ async def wait_for_delegates(
                     raise HostError(
                         f"host {p.host} runs a different session file ({p.spec_hash}, chair {spec_hash})"
                     )
-                keys.update({d: k for d, k in p.delegates.items() if d in expected})
+                keys.update(
+                    {
+                        d: k
+                        for d, k in p.delegates.items()
+                        if d in expected and speaks_for(message.topic, p, d, expected)
+                    }
+                )
                 if set(expected) <= set(keys):
                     return
 
@@ -137,7 +143,9 @@ async def host_delegates(
     unknown = [d for d in delegate_ids if d not in known]
     if unknown:
         raise HostError(f"no delegate {', '.join(unknown)} in this session file (known: {', '.join(known)})")
-    host = host or (delegate_ids[0] if len(delegate_ids) == 1 else f"host-{delegate_ids[0]}-{len(delegate_ids)}")
+    host = host or (
+        delegate_ids[0] if len(delegate_ids) == 1 else f"{GROUP_HOST_PREFIX}{delegate_ids[0]}-{len(delegate_ids)}"
+    )
     identities = {d: keystore.actor_identity(session_id, d) for d in delegate_ids}
     public = {d: i.public_key for d, (i, _) in identities.items()}
     online = Presence(host=host, status="online", delegates=public, spec_hash=plan.spec_hash)

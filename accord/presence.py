@@ -9,6 +9,7 @@ one client from announcing on another's presence topic.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -31,3 +32,18 @@ class Presence(BaseModel):
             payload=self.model_dump_json().encode(),
             retain=True,
         )
+
+
+GROUP_HOST_PREFIX = "host-"
+
+
+def speaks_for(topic: str, presence: Presence, delegate: str, delegates: Collection[str]) -> bool:
+    """May this presence message speak for `delegate`? Only from the host's own topic;
+    a host named after a delegate speaks for that delegate alone, and a host with any
+    other name (a group: `host-...`, or a name given with `--host`) for its members.
+    Broker ACLs decide who may publish on which presence topic, so one delegate's
+    credentials cannot announce another delegate's key (accord broker-config)."""
+    host = topic.rsplit("/", 1)[-1]
+    if host != presence.host:
+        return False
+    return host == delegate or host not in delegates

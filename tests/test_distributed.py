@@ -149,3 +149,17 @@ def test_broker_restart_loses_and_duplicates_no_move(restartable_broker, tmp_pat
     recorded = [(r.actor, r.body["move"]) for r in rows if r.kind == "move"]
     assert recorded == [(a, m.model_dump(mode="json")) for a, m in expected.moves]
     assert json.loads(out)["agreement"] == expected.ended.agreement
+
+
+def test_a_host_cannot_announce_another_delegates_key() -> None:
+    from accord.bus.topics import presence_topic
+    from accord.presence import Presence, speaks_for
+
+    ids = ["shops", "parents", "a", "b"]
+    forged = Presence(host="shops", status="online", delegates={"shops": "k1", "parents": "k2"}, spec_hash="h")
+    topic = presence_topic("s", "shops")
+    assert speaks_for(topic, forged, "shops", ids)
+    assert not speaks_for(topic, forged, "parents", ids)
+    assert not speaks_for(presence_topic("s", "other"), forged, "shops", ids)
+    group = Presence(host="host-a-2", status="online", delegates={"a": "k", "b": "k"}, spec_hash="h")
+    assert speaks_for(presence_topic("s", "host-a-2"), group, "b", ids)

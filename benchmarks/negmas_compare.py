@@ -1,0 +1,863 @@
+"""Accord against NegMAS on ANAC domains: time per negotiation, agreement rate, Nash optimality.
+
+Run from the checkout, with Accord's environment (a measurement, not a test):
+
+    python benchmarks/negmas_compare.py                  # table on stdout
+    python benchmarks/negmas_compare.py --write-md       # ... and the section in BENCHMARKS.md
+
+NegMAS is AGPL-3.0, so it never enters Accord's process: this script creates its own
+virtualenv `benchmarks/.venv-negmas` (gitignored), installs `requirements-negmas.txt`
+there with pip, and runs `_negmas_side.py` in it as a subprocess that answers in JSON.
+
+What is compared, per ANAC domain (Genius XML, `../shared/data/genius/anac`), for each
+pair of time-dependent strategies (boulware-boulware, boulware-linear, boulware-conceder;
+the first profile file plays the first strategy and opens), with the same number of
+rounds on both sides (Accord's `deadline_rounds` = NegMAS's `n_steps`; one round = one
+turn per party on both):
+
+* Accord, ledger off: `accord.simulate.simulate` (protocol + delegates in memory);
+* Accord, ledger on: `accord.session.run_session` on the memory bus into a SQLite ledger
+  in a temp dir (every message signed, verified, hash-chained and stored; sealed at the
+  end), the ledger opened once per domain;
+* NegMAS: `SAOMechanism` with `BoulwareTBNegotiator` / `LinearTBNegotiator` /
+  `ConcederTBNegotiator` ("named"), and the same negotiator class with Accord's concession
+  exponents ("matched", for quality only). See `_negmas_side.py`.
+
+Fairness of the timing. Each time is the median of `--reps` repetitions of one
+negotiation (each side is deterministic: the repetitions make the same moves). One-off
+costs are timed apart and left out: importing the domain (Accord: `import_genius`;
+NegMAS: `Scenario.from_genius_folder`, which NegMAS's mechanism does not repeat: a
+negotiation is created on an already loaded scenario) and ranking the outcome space
+(Accord ranks it once per delegate in `build_plan`; a negotiation here gets fresh
+delegates and strategies over the plan's ranked spaces, exactly what `build_plan` builds
+minus the ranking). NegMAS's negotiators rank the outcome space themselves in every
+negotiation (their inverse utility function); NegMAS "warm" hands them inverses built
+once per domain through NegMAS's own `ufun_inverter` argument, which is the like-for-like
+comparison; NegMAS "cold" is NegMAS as usually run. Both sides' utilities are the Genius
+utilities (NegMAS's loader keeps raw evaluations, so `_negmas_side.py` rescales them per
+issue as Genius does; every NegMAS agreement is checked against Accord's value models).
+
+Nash optimality, the same for both: from Accord's value models, the Nash point is the
+outcome maximising prod_i (u_i - d_i) over the individually rational outcomes
+(u_i >= d_i), d_i = the party's reservation value; a negotiation's Nash ratio is its
+prod_i (u_i - d_i) over that maximum (0 without agreement), and its Nash distance the
+Euclidean distance of its utilities (d without agreement) to the Nash point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import dataclasses
+import io
+import itertools
+import json
+import math
+import os
+import platform
+import pstats
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere
+
+from accord import plugins  # noqa: E402
+from accord.importers.genius import GeniusImport, import_genius  # noqa: E402
+from accord.ledger import Ledger  # noqa: E402
+from accord.ratification import RecordedRatifier  # noqa: E402
+from accord.session import run_session  # noqa: E402
+from accord.session_file import DelegateSpec  # noqa: E402
+from accord.session_plan import Participant, SessionPlan, build_plan  # noqa: E402
+from accord.simulate import simulate  # noqa: E402
+from delegates.delegate import Delegate  # noqa: E402
+from protocols.agenda import Agenda  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+SHARED = ROOT.parent / "shared"
+ANAC = SHARED / "data" / "genius" / "anac"
+VENV = HERE / ".venv-negmas"
+REQUIREMENTS = HERE / "requirements-negmas.txt"
+NEGMAS_SIDE = HERE / "_negmas_side.py"
+BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
+SECTION = "Negotiation speed and quality vs NegMAS"
+
+# Bilateral ANAC domains of different sizes (outcomes in brackets). Energy (390 625
+# outcomes) is left out by default: ranking it takes Accord's build_plan about a minute on
+# this machine; pass `--domains y2011/Energy` to include it.
+DEFAULT_DOMAINS = (
+    "y2011/Laptop",  # 27
+    "y2013/Coffee",  # 112
+    "y2010/ItexvsCypress",  # 180
+    "y2013/DogChoosing",  # 270
+    "y2011/IS_BT_Acquisition",  # 384
+    "y2010/EnglandZimbabwe",  # 576
+    "y2013/Icecream",  # 720
+    "y2013/Animal",  # 1152, reservation 0.5
+    "y2011/Grocery",  # 1600
+    "y2011/Amsterdam",  # 3024
+    "y2013/Lunch",  # 3840, reservation 0.8
+    "y2013/SmartPhone",  # 12000, reservation 0.6
+    "y2011/Car",  # 15625
+    "y2010/Travel",  # 188160
+)
+DEFAULT_PAIRS = ("boulware:boulware", "boulware:linear", "boulware:conceder")
+
+
+# -- Nash optimality, from the value models --------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class NashStats:
+    disagreement: tuple[float, ...]
+    point: tuple[float, ...]
+    product: float
+
+    def quality(self, utilities: Sequence[float] | None) -> tuple[float, float]:
+        """(Nash ratio, distance to the Nash point) of a result; None = no agreement."""
+        here = tuple(utilities) if utilities is not None else self.disagreement
+        product = (
+            math.prod(max(0.0, u - d) for u, d in zip(here, self.disagreement, strict=True))
+            if utilities is not None
+            else 0.0
+        )
+        ratio = product / self.product if self.product > 0 else float(utilities is not None)
+        return ratio, math.dist(here, self.point)
+
+
+def nash_stats(agenda: Agenda, models: Sequence[Any], disagreement: Sequence[float]) -> NashStats:
+    """The Nash point over the whole outcome space (utilities from each model's per-issue
+    option values, summed: a ValueModel's utility), disagreement point `disagreement`."""
+    columns = []
+    for model in models:
+        per_issue = [
+            [model.option_values.get(i.id, {}).get(o.id, 0.0) for o in i.options]
+            for i in agenda.issues
+        ]
+        columns.append([sum(combo) for combo in itertools.product(*per_issue)])
+    d = tuple(disagreement)
+    best, point = -1.0, d
+    for us in zip(*columns, strict=True):
+        if all(u >= x - 1e-12 for u, x in zip(us, d, strict=True)):
+            p = math.prod(u - x for u, x in zip(us, d, strict=True))
+            if p > best:
+                best, point = p, tuple(us)
+    return NashStats(d, point, max(best, 0.0))
+
+
+# -- the Accord side -------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class AccordDomain:
+    key: str
+    imported: GeniusImport
+    plan: SessionPlan
+    nash: NashStats
+    import_s: float
+    build_s: float
+
+
+def fresh_plan(base: SessionPlan, strategies: Sequence[str], classes: dict[str, type]) -> SessionPlan:
+    """`base` with new delegates playing `strategies` (in participant order): new strategy
+    objects and seeded generators, as build_plan makes them, over base's ranked spaces."""
+    spec = base.spec.model_copy(
+        update={
+            "delegates": {
+                p.id: DelegateSpec(strategy=s) for p, s in zip(base.participants, strategies, strict=True)
+            }
+        }
+    )
+    participants = []
+    for p, name in zip(base.participants, strategies, strict=True):
+        view = dataclasses.replace(p.delegate.view, rng=random.Random(f"{spec.seed}:{p.id}"))
+        cls = classes[name]
+        delegate = Delegate(view, cls(view, cls.Options()), RecordedRatifier(spec.ratifications))
+        participants.append(Participant(p.constituency, p.model, name, delegate))
+    return dataclasses.replace(base, spec=spec, participants=participants)
+
+
+def load_accord(key: str, rounds: int) -> AccordDomain:
+    folder = ANAC / key
+    start = time.perf_counter()
+    imported = import_genius(folder, deadline_rounds=rounds)
+    import_s = time.perf_counter() - start
+    start = time.perf_counter()
+    plan = build_plan(imported.spec, str(folder))
+    build_s = time.perf_counter() - start
+    if len(plan.participants) != 2:
+        raise SystemExit(f"{key}: {len(plan.participants)} parties; this benchmark is bilateral")
+    nash = nash_stats(
+        plan.agenda,
+        [p.model for p in plan.participants],
+        [p.constituency.mandate.reservation for p in plan.participants],
+    )
+    return AccordDomain(key, imported, plan, nash, import_s, build_s)
+
+
+def _outcome(plan: SessionPlan, ended: Any) -> dict[str, Any]:
+    agreement = ended.agreement
+    return {
+        "agreement": agreement,
+        "round": ended.round,
+        "utilities": [p.model.utility(agreement) for p in plan.participants] if agreement else None,
+    }
+
+
+async def run_accord_domain(
+    dom: AccordDomain, pairs: Sequence[tuple[str, str]], reps: int, ledger_dir: Path, with_ledger: bool
+) -> dict[str, Any]:
+    classes = {name: plugins.strategy(name) for pair in pairs for name in pair}
+    # The untouched plan (built with the importer's strategies) against a fresh one: the
+    # fresh delegates must make the very same moves.
+    first = tuple(dom.plan.spec.delegate_spec(p.id).strategy for p in dom.plan.participants)
+    reference = simulate(dom.plan)
+    again = simulate(fresh_plan(dom.plan, first, classes))
+    if [(a, m.model_dump()) for a, m in reference.moves] != [(a, m.model_dump()) for a, m in again.moves]:
+        raise SystemExit(f"{dom.key}: fresh delegates do not replay build_plan's delegates")
+    start = time.perf_counter()
+    ledger = await Ledger.open(ledger_dir / f"{dom.key.replace('/', '-')}.db") if with_ledger else None
+    ledger_open_s = time.perf_counter() - start
+    runs = []
+    try:
+        for pair in pairs:
+            off: list[float] = []
+            on: list[float] = []
+            result: dict[str, Any] = {}
+            for _ in range(reps):
+                start = time.perf_counter()
+                plan = fresh_plan(dom.plan, pair, classes)
+                sim = simulate(plan)
+                off.append(time.perf_counter() - start)
+                here = _outcome(plan, sim.ended)
+                if result and here != result["outcome"]:
+                    raise SystemExit(f"{dom.key} {pair}: two simulations of one seed differ")
+                result = {"outcome": here, "moves": sim.messages}
+            ledger_agrees = None
+            entries = None
+            if ledger is not None:
+                ledger_agrees = True
+                for _ in range(reps):
+                    start = time.perf_counter()
+                    plan = fresh_plan(dom.plan, pair, classes)
+                    session = await run_session(plan, ledger)
+                    on.append(time.perf_counter() - start)
+                    entries = session.entries
+                    ledger_agrees &= _outcome(plan, session.ended) == result["outcome"]
+            utilities = result["outcome"]["utilities"]
+            ratio, dist = dom.nash.quality(utilities)
+            runs.append(
+                {
+                    "pair": list(pair),
+                    **result,
+                    "ledger_off_s": off,
+                    "ledger_on_s": on,
+                    "ledger_off_median_s": statistics.median(off),
+                    "ledger_on_median_s": statistics.median(on) if on else None,
+                    "ledger_entries": entries,
+                    "ledger_run_same_outcome": ledger_agrees,
+                    "nash_ratio": ratio,
+                    "nash_distance": dist,
+                }
+            )
+    finally:
+        if ledger is not None:
+            await ledger.close()
+    return {"ledger_open_s": ledger_open_s, "runs": runs}
+
+
+# What the profile groups Accord's time into: (label, file suffix, function name, which
+# time). "cum" is the time inside the function and everything it calls; the groups do not
+# nest in one another except where the label says so.
+PROFILE_GROUPS = (
+    ("offer choice (`Strategy.choose_offer`)", "delegates/base.py", "choose_offer", "cum"),
+    ("justifications (`justify`, `value_summary`)", "delegates/justification.py", "justify", "cum"),
+    ("", "delegates/justification.py", "value_summary", "cum"),
+    ("mandate checks (`Delegate._dispose`)", "delegates/delegate.py", "_dispose", "cum"),
+    ("protocol state machine (`receive`)", "protocols/stacked_alternating_offers.py", "receive", "cum"),
+    ("canonical JSON (`rfc8785.dumps`)", "rfc8785/_impl.py", "dumps", "cum"),
+    ("Ed25519 sign + verify", "~", "<method 'sign' of 'cryptography.hazmat.bindings._rust.openssl.ed25519.Ed25519PrivateKey' objects>", "own"),
+    ("", "~", "<method 'verify' of 'cryptography.hazmat.bindings._rust.openssl.ed25519.Ed25519PublicKey' objects>", "own"),
+    ("ledger writes (`append_canonical`, `seal`, `create_session`, `finish_session`; includes some canonical JSON and signing)", "accord/ledger/store.py", "append_canonical", "cum"),
+    ("", "accord/ledger/store.py", "seal", "cum"),
+    ("", "accord/ledger/store.py", "create_session", "cum"),
+    ("", "accord/ledger/store.py", "finish_session", "cum"),
+    ("waiting in the event loop (`epoll`)", "~", "<method 'poll' of 'select.epoll' objects>", "own"),
+)
+
+
+def _grouped(stats: pstats.Stats, total: float) -> list[dict[str, Any]]:
+    groups: list[dict[str, Any]] = []
+    for label, suffix, name, which in PROFILE_GROUPS:
+        rows = [
+            (calls, cum if which == "cum" else own)
+            for (file, _, fn), (calls, _, own, cum, _) in stats.stats.items()  # type: ignore[attr-defined]
+            if fn == name and (file == suffix if suffix == "~" else file.endswith(suffix))
+        ]
+        seconds, calls = sum(t for _, t in rows), sum(c for c, _ in rows)
+        if label:
+            groups.append({"group": label, "seconds": seconds, "calls": calls})
+        else:
+            groups[-1]["seconds"] += seconds
+            groups[-1]["calls"] += calls
+    for g in groups:
+        g["share"] = g["seconds"] / total if total else 0.0
+    return [g for g in groups if g["seconds"] > 0]
+
+
+def profile_accord(dom: AccordDomain, pair: tuple[str, str], ledger_dir: Path, top: int = 12) -> dict[str, Any]:
+    """cProfile of one negotiation, ledger off and on: time by group, and the functions
+    with the most own time. Shares are of the profiled call's total (profiling slows
+    Python code more than C code, so the shares are indicative)."""
+    classes = {name: plugins.strategy(name) for name in pair}
+    out: dict[str, Any] = {"domain": dom.key, "pair": list(pair)}
+
+    def summarise(profiler: cProfile.Profile, label: str) -> None:
+        stats = pstats.Stats(profiler, stream=io.StringIO())
+        total = sum(row[2] for row in stats.stats.values())  # type: ignore[attr-defined]
+        rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:top]  # type: ignore[attr-defined]
+        out[label] = {
+            "total_s": total,
+            "groups": _grouped(stats, total),
+            "top_own": [
+                {
+                    "function": f"{Path(file).name}:{line}({name})" if file != "~" else name,
+                    "path": file,
+                    "calls": calls,
+                    "own_s": own,
+                    "cumulative_s": cum,
+                    "share": own / total if total else 0.0,
+                }
+                for (file, line, name), (_, calls, own, cum, _) in rows
+            ],
+        }
+
+    plan = fresh_plan(dom.plan, pair, classes)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    sim = simulate(plan)
+    profiler.disable()
+    out["moves"] = sim.messages
+    summarise(profiler, "ledger_off")
+
+    async def on() -> int:
+        ledger = await Ledger.open(ledger_dir / "profile.db")
+        try:
+            plan = fresh_plan(dom.plan, pair, classes)
+            profiler.enable()
+            result = await run_session(plan, ledger)
+            profiler.disable()
+            return result.entries
+        finally:
+            await ledger.close()
+
+    profiler = cProfile.Profile()
+    out["entries"] = asyncio.run(on())
+    summarise(profiler, "ledger_on")
+    return out
+
+
+# -- the NegMAS side (a subprocess of its own venv) ------------------------------------
+
+
+def _pinned_version() -> str:
+    for line in REQUIREMENTS.read_text().splitlines():
+        line = line.strip()
+        if line.startswith("negmas=="):
+            return line.split("==", 1)[1]
+    raise SystemExit(f"{REQUIREMENTS}: no `negmas==VERSION` line")
+
+
+def venv_python(venv: Path) -> Path:
+    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def ensure_negmas_venv(venv: Path) -> Path:
+    """Create `venv` and pip-install the pinned NegMAS into it, unless already there."""
+    python = venv_python(venv)
+    pinned = _pinned_version()
+    if python.exists():
+        probe = subprocess.run(
+            [str(python), "-c", "import importlib.metadata as m; print(m.version('negmas'))"],
+            capture_output=True,
+            text=True,
+        )
+        if probe.returncode == 0 and probe.stdout.strip() == pinned:
+            return python
+    else:
+        print(f"creating {venv} ...", file=sys.stderr, flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    print(f"pip install -r {REQUIREMENTS} into {venv} ...", file=sys.stderr, flush=True)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "-r", str(REQUIREMENTS)], check=True
+    )
+    return python
+
+
+def run_negmas(
+    python: Path, domains: Sequence[AccordDomain], pairs: Sequence[tuple[str, str]], reps: int,
+    rounds: int, variants: Sequence[str], workdir: Path,
+) -> dict[str, Any]:
+    job = {
+        "domains": [
+            {"key": d.key, "folder": str(d.imported.folder), "profiles": [p.file.name for p in d.imported.profiles]}
+            for d in domains
+        ],
+        "pairs": [list(p) for p in pairs],
+        # NegMAS as usually run ("cold") only for its own negotiators; Accord's curves are
+        # for quality, which does not depend on the mode.
+        "modes": {v: ["cold", "warm"] if v == "named" else ["warm"] for v in variants},
+        "variants": list(variants),
+        "reps": reps,
+        "n_steps": rounds,
+        "genius_normalise": True,
+        "nash": True,
+    }
+    job_file = workdir / "negmas-job.json"
+    job_file.write_text(json.dumps(job))
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    start = time.perf_counter()
+    done = subprocess.run(
+        [str(python), str(NEGMAS_SIDE), str(job_file)], stdout=subprocess.PIPE, text=True, env=env
+    )
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"the NegMAS side failed (exit {done.returncode}); see its stderr above")
+    result = json.loads(done.stdout)
+    result["process_wall_s"] = wall
+    return result
+
+
+def to_accord_outcome(imported: GeniusImport, agreement: dict[str, str] | None) -> dict[str, str] | None:
+    """A NegMAS agreement (issue name -> value name) as an Accord outcome (ids)."""
+    if agreement is None:
+        return None
+    # Names compared without surrounding spaces: NegMAS keeps SmartPhone's " Accessory",
+    # Accord's importer strips it.
+    given = {name.strip(): value.strip() for name, value in agreement.items()}
+    out = {}
+    for issue in imported.issues:
+        value = given[issue.name.strip()]
+        out[issue.id] = next(o.id for o in issue.options if o.name.strip() == value)
+    return out
+
+
+# -- putting it together ---------------------------------------------------------------
+
+
+def _geomean(xs: Sequence[float]) -> float:
+    xs = [x for x in xs if x > 0]
+    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else float("nan")
+
+
+def _ms(s: float | None) -> str:
+    if s is None or (isinstance(s, float) and math.isnan(s)):
+        return "-"
+    ms = s * 1000
+    return f"{ms:.0f}" if ms >= 100 else f"{ms:.1f}" if ms >= 10 else f"{ms:.2f}"
+
+
+def _x(r: float | None) -> str:
+    if r is None or math.isnan(r):
+        return "-"
+    return f"{r:.2f}x" if r < 10 else f"{r:.0f}x"
+
+
+def combine(
+    accord: dict[str, dict[str, Any]], domains: Sequence[AccordDomain], negmas: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Per-domain rows and the overall figures."""
+    by_key = {d["key"]: d for d in (negmas or {}).get("domains", [])}
+    rows = []
+    mismatch = 0.0
+    for dom in domains:
+        a = accord[dom.key]
+        runs = a["runs"]
+        row: dict[str, Any] = {
+            "domain": dom.key,
+            "outcomes": dom.imported.outcome_space_size,
+            "accord_import_s": dom.import_s,
+            "accord_build_s": dom.build_s,
+            "accord_ledger_open_s": a["ledger_open_s"],
+            "accord_off_s": statistics.fmean(r["ledger_off_median_s"] for r in runs),
+            "accord_on_s": statistics.fmean(r["ledger_on_median_s"] for r in runs)
+            if all(r["ledger_on_median_s"] is not None for r in runs)
+            else None,
+            "accord_rounds": statistics.fmean(r["outcome"]["round"] for r in runs),
+            "accord_agreements": sum(r["outcome"]["agreement"] is not None for r in runs),
+            "accord_nash_ratio": statistics.fmean(r["nash_ratio"] for r in runs),
+            "accord_nash_distance": statistics.fmean(r["nash_distance"] for r in runs),
+            "negotiations": len(runs),
+            "ledger_same_outcome": all(r["ledger_run_same_outcome"] is not False for r in runs),
+        }
+        n = by_key.get(dom.key)
+        if n is not None and "error" not in n:
+            row["negmas_load_s"] = n["load_s"]
+            row["negmas_inverse_s"] = n["inverse_s"]
+            for variant in ("named", "matched"):
+                for mode in ("cold", "warm"):
+                    sel = [r for r in n["runs"] if r["variant"] == variant and r["mode"] == mode]
+                    if not sel:
+                        continue
+                    row[f"negmas_{variant}_{mode}_s"] = statistics.fmean(r["median_s"] for r in sel)
+                    if mode != "warm":
+                        continue
+                    qualities = []
+                    for r in sel:
+                        outcome = to_accord_outcome(dom.imported, r["agreement"])
+                        utilities = (
+                            [p.model.utility(outcome) for p in dom.plan.participants] if outcome else None
+                        )
+                        if utilities is not None:
+                            mismatch = max(
+                                mismatch, *(abs(x - y) for x, y in zip(utilities, r["utilities"], strict=True))
+                            )
+                        r["accord_utilities"] = utilities
+                        qualities.append(dom.nash.quality(utilities))
+                    row[f"negmas_{variant}_rounds"] = statistics.fmean(r["steps"] for r in sel)
+                    row[f"negmas_{variant}_agreements"] = sum(r["agreement"] is not None for r in sel)
+                    row[f"negmas_{variant}_nash_ratio"] = statistics.fmean(q[0] for q in qualities)
+                    row[f"negmas_{variant}_nash_distance"] = statistics.fmean(q[1] for q in qualities)
+            warm = row.get("negmas_named_warm_s")
+            cold = row.get("negmas_named_cold_s")
+            row["speedup_off_vs_warm"] = warm / row["accord_off_s"] if warm else None
+            row["speedup_off_vs_cold"] = cold / row["accord_off_s"] if cold else None
+            if row["accord_on_s"]:
+                row["speedup_on_vs_warm"] = warm / row["accord_on_s"] if warm else None
+                row["speedup_on_vs_cold"] = cold / row["accord_on_s"] if cold else None
+        elif n is not None:
+            row["negmas_error"] = n["error"]
+        rows.append(row)
+
+    def total(field: str) -> float | None:
+        vals = [r.get(field) for r in rows]
+        return None if any(v is None for v in vals) else float(sum(vals))  # type: ignore[arg-type]
+
+    def gm(field: str) -> float | None:
+        vals = [r.get(field) for r in rows]
+        return None if any(v is None for v in vals) else _geomean(vals)  # type: ignore[arg-type]
+
+    count = sum(r["negotiations"] for r in rows)
+    summary: dict[str, Any] = {
+        "negotiations": count,
+        "accord_agreement_rate": sum(r["accord_agreements"] for r in rows) / count,
+        "accord_nash_ratio": statistics.fmean(r["accord_nash_ratio"] for r in rows),
+        "accord_nash_distance": statistics.fmean(r["accord_nash_distance"] for r in rows),
+        "utility_mismatch_negmas_vs_accord": mismatch,
+    }
+    if negmas is not None and all("negmas_named_warm_s" in r for r in rows):
+        for variant in ("named", "matched"):
+            if all(f"negmas_{variant}_agreements" in r for r in rows):
+                summary[f"negmas_{variant}_agreement_rate"] = (
+                    sum(r[f"negmas_{variant}_agreements"] for r in rows) / count
+                )
+                summary[f"negmas_{variant}_nash_ratio"] = statistics.fmean(
+                    r[f"negmas_{variant}_nash_ratio"] for r in rows
+                )
+                summary[f"negmas_{variant}_nash_distance"] = statistics.fmean(
+                    r[f"negmas_{variant}_nash_distance"] for r in rows
+                )
+        for field in ("speedup_off_vs_warm", "speedup_off_vs_cold", "speedup_on_vs_warm", "speedup_on_vs_cold"):
+            summary[f"{field}_geomean"] = gm(field)
+            summary[f"{field}_min"] = min((r[field] for r in rows if r.get(field)), default=None)
+            summary[f"{field}_max"] = max((r[field] for r in rows if r.get(field)), default=None)
+        for field in ("accord_off_s", "accord_on_s", "negmas_named_warm_s", "negmas_named_cold_s"):
+            summary[f"total_{field}"] = total(field)
+        off, on = summary["total_accord_off_s"], summary["total_accord_on_s"]
+        warm, cold = summary["total_negmas_named_warm_s"], summary["total_negmas_named_cold_s"]
+        summary["speedup_off_vs_warm_total"] = warm / off if off else None
+        summary["speedup_on_vs_warm_total"] = warm / on if on and warm else None
+        summary["speedup_off_vs_cold_total"] = cold / off if off else None
+        summary["speedup_on_vs_cold_total"] = cold / on if on and cold else None
+        s_off = summary["speedup_off_vs_warm_geomean"]
+        s_on = summary["speedup_on_vs_warm_geomean"]
+        summary["targets"] = {
+            "ledger off >= 10x faster than NegMAS (like for like: warm)": None if s_off is None else s_off >= 10,
+            "ledger on faster than NegMAS (like for like: warm)": None if s_on is None else s_on > 1,
+            "agreement rate >= NegMAS's": summary["accord_agreement_rate"]
+            >= summary["negmas_named_agreement_rate"] - 1e-12,
+            "Nash optimality >= NegMAS's (mean Nash ratio)": summary["accord_nash_ratio"]
+            >= summary["negmas_named_nash_ratio"] - 1e-12,
+        }
+    return {"rows": rows, "summary": summary}
+
+
+def machine() -> str:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{os.cpu_count()} CPUs{f' ({model})' if model else ''}, {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}"
+    )
+
+
+def _per_round(rows: Sequence[dict[str, Any]], field: str) -> float | None:
+    """Geometric mean over domains of (NegMAS warm s/round) / (Accord `field` s/round)."""
+    ratios = []
+    for r in rows:
+        if r.get(field) is None or "negmas_named_warm_s" not in r:
+            return None
+        ratios.append(
+            (r["negmas_named_warm_s"] / r["negmas_named_rounds"]) / (r[field] / r["accord_rounds"])
+        )
+    return _geomean(ratios)
+
+
+def markdown(report: dict[str, Any], command: str) -> str:
+    rows, s, meta = report["rows"], report["summary"], report["meta"]
+    lines = [
+        f"## {SECTION}",
+        "",
+        f"Command: `{command}` (Accord's environment; the script creates `benchmarks/.venv-negmas` "
+        f"and installs NegMAS {meta.get('negmas_version', '?')} there from `benchmarks/requirements-negmas.txt`). "
+        f"Measured {meta['date']} on {meta['machine']}: a shared machine with 2 cores on which other "
+        "jobs were running, so single figures are noisy; every time below is the median of "
+        f"{meta['reps']} repetitions of one negotiation, all from this one run. {meta['rounds']} rounds "
+        "(Accord `deadline_rounds` = NegMAS `n_steps`), stacked alternating offers / SAO, pairs "
+        f"{', '.join('-'.join(p) for p in meta['pairs'])} (first profile file opens).",
+        "",
+        "Per negotiation, in milliseconds (mean over the pairs of each pair's median). *Accord off*: "
+        "`simulate()`, no bus, no ledger. *Accord on*: `run_session` on the memory bus into a SQLite "
+        "ledger (signed, verified, chained, sealed). *NegMAS warm*: each party's inverse utility "
+        "function built once per domain and passed through `ufun_inverter`, so, as for Accord, ranking "
+        "the outcome space is not in the per-negotiation time (the like-for-like figure). *NegMAS cold*: "
+        "NegMAS as usually run, each negotiator ranking the outcome space itself. Speed-up = NegMAS warm "
+        "/ Accord (above 1: Accord faster). One-off costs, not in the per-negotiation times: *import+build* "
+        "= `import_genius` + `build_plan` (which ranks the outcome space for each delegate); NegMAS "
+        "*load* = `Scenario.from_genius_folder` + per-issue rescaling; its inverse build is in the JSON.",
+        "",
+        "| domain | outcomes | Accord import+build s | NegMAS load s | Accord off | Accord on | NegMAS warm | NegMAS cold | off speed-up | on speed-up | rounds A / N | agreements A / N | Nash ratio A / N |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            "| {domain} | {outcomes} | {ab:.2f} | {nl} | {off} | {on} | {warm} | {cold} | {soff} | {son} | {ar:.0f} / {nr} | {aa}/{n} / {na}/{n} | {an:.3f} / {nn} |".format(
+                domain=r["domain"],
+                outcomes=r["outcomes"],
+                ab=r["accord_import_s"] + r["accord_build_s"],
+                nl=f"{r['negmas_load_s']:.3f}" if "negmas_load_s" in r else "-",
+                off=_ms(r["accord_off_s"]),
+                on=_ms(r["accord_on_s"]),
+                warm=_ms(r.get("negmas_named_warm_s")),
+                cold=_ms(r.get("negmas_named_cold_s")),
+                soff=_x(r.get("speedup_off_vs_warm")),
+                son=_x(r.get("speedup_on_vs_warm")),
+                ar=r["accord_rounds"],
+                nr=f"{r['negmas_named_rounds']:.0f}" if "negmas_named_rounds" in r else "-",
+                aa=r["accord_agreements"],
+                na=r.get("negmas_named_agreements", "-"),
+                n=r["negotiations"],
+                an=r["accord_nash_ratio"],
+                nn=f"{r['negmas_named_nash_ratio']:.3f}" if "negmas_named_nash_ratio" in r else "-",
+            )
+        )
+    if "targets" in s:
+        lines += [
+            "",
+            f"Over all {s['negotiations']} negotiations:",
+            "",
+            "| | Accord | NegMAS (named TB negotiators) | NegMAS (Accord's curves) |",
+            "|---|---:|---:|---:|",
+            f"| agreement rate | {s['accord_agreement_rate']:.3f} | {s['negmas_named_agreement_rate']:.3f} | {s.get('negmas_matched_agreement_rate', float('nan')):.3f} |",
+            f"| mean Nash ratio | {s['accord_nash_ratio']:.3f} | {s['negmas_named_nash_ratio']:.3f} | {s.get('negmas_matched_nash_ratio', float('nan')):.3f} |",
+            f"| mean distance to the Nash point | {s['accord_nash_distance']:.3f} | {s['negmas_named_nash_distance']:.3f} | {s.get('negmas_matched_nash_distance', float('nan')):.3f} |",
+            "",
+            "Speed-up of Accord over NegMAS per negotiation (geometric mean over domains [min, max]; "
+            "total = sum of NegMAS times / sum of Accord times):",
+            "",
+            "| | vs NegMAS warm (like for like) | vs NegMAS cold |",
+            "|---|---:|---:|",
+            f"| ledger off | {_x(s['speedup_off_vs_warm_geomean'])} [{_x(s['speedup_off_vs_warm_min'])}, {_x(s['speedup_off_vs_warm_max'])}], total {_x(s['speedup_off_vs_warm_total'])} | {_x(s['speedup_off_vs_cold_geomean'])} [{_x(s['speedup_off_vs_cold_min'])}, {_x(s['speedup_off_vs_cold_max'])}], total {_x(s['speedup_off_vs_cold_total'])} |",
+            f"| ledger on | {_x(s['speedup_on_vs_warm_geomean'])} [{_x(s['speedup_on_vs_warm_min'])}, {_x(s['speedup_on_vs_warm_max'])}], total {_x(s['speedup_on_vs_warm_total'])} | {_x(s['speedup_on_vs_cold_geomean'])} [{_x(s['speedup_on_vs_cold_min'])}, {_x(s['speedup_on_vs_cold_max'])}], total {_x(s['speedup_on_vs_cold_total'])} |",
+            "",
+            "The two frameworks' negotiations do not last equally long (*rounds*: mean rounds to the end; "
+            "Accord's mostly last longer: its Boulware concedes as t^5, NegMAS's as t^4). Per round instead "
+            "of per negotiation, Accord ledger off vs "
+            f"NegMAS warm: {_x(_per_round(rows, 'accord_off_s'))}; ledger on: "
+            f"{_x(_per_round(rows, 'accord_on_s'))} (geometric means over domains).",
+            "",
+            "Targets (issue \"Protocols for researchers\", item 7):",
+            "",
+        ]
+        for target, met in s["targets"].items():
+            verdict = "not measured" if met is None else "met" if met else "NOT met"
+            lines.append(f"- {target}: **{verdict}**")
+    lines += [
+        "",
+        "Checks in this run: every NegMAS agreement's utilities equal Accord's value models' to "
+        f"{s['utility_mismatch_negmas_vs_accord']:.1e}; the ledger-on run reached the same outcome as "
+        f"the simulation in every negotiation: {all(r['ledger_same_outcome'] for r in rows)}; fresh "
+        "delegates replay `build_plan`'s move for move.",
+        "",
+        "Not like for like, still: the strategies differ in how they pick an offer. NegMAS's "
+        "time-based negotiators propose the lowest outcome above their aspiration (one lookup in a "
+        "presorted inverse); Accord's `Strategy.choose_offer` scores up to 4,096 outcomes above the "
+        "aspiration by closeness to the other side's latest offers, every turn, and writes a "
+        "justification (per-card breakdown, rationale) with every move. NegMAS's named negotiators "
+        "concede as 1 - t^4 / 1 - t / 1 - t^0.25, Accord's as t^5 / t / t^0.5 from best to "
+        "reservation; the *Accord's curves* column runs NegMAS with Accord's exponents. Discount "
+        "factors are ignored on both sides (Accord records, does not apply them).",
+    ]
+    prof = report.get("profile")
+    if prof:
+        lines += [
+            "",
+            f"Where Accord's time goes: cProfile of one negotiation ({prof['domain']}, "
+            f"{'-'.join(prof['pair'])}: {prof['moves']} moves, {prof['entries']} ledger entries), "
+            "share of the profiled time (profiling inflates Python code more than C, so shares are "
+            "indicative):",
+            "",
+        ]
+        for label, key in (("ledger off", "ledger_off"), ("ledger on", "ledger_on")):
+            groups = "; ".join(
+                f"{g['group']} {g['share']:.0%}"
+                + (f" ({g['calls']} calls)" if g["group"].startswith("canonical") and "calls" in g else "")
+                for g in prof[key]["groups"]
+            )
+            lines.append(f"- {label} ({prof[key]['total_s'] * 1000:.0f} ms profiled): {groups}")
+    return "\n".join(lines) + "\n"
+
+
+def write_section(path: Path, title: str, body: str, intro: str) -> None:
+    """Replace the `## title` section of `path` (up to the next `## `), or append it."""
+    text = path.read_text() if path.exists() else intro.rstrip() + "\n"
+    lines = text.splitlines(keepends=True)
+    head = f"## {title}"
+    start = next((n for n, line in enumerate(lines) if line.rstrip() == head), None)
+    if start is None:
+        new = text.rstrip("\n") + "\n\n" + body
+    else:
+        end = next(
+            (n for n in range(start + 1, len(lines)) if lines[n].startswith("## ")), len(lines)
+        )
+        rest = "".join(lines[end:])
+        new = "".join(lines[:start]) + body + ("\n" + rest if rest else "")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(new)
+    os.replace(tmp, path)
+
+
+def print_table(report: dict[str, Any]) -> None:
+    for r in report["rows"]:
+        print(
+            f"{r['domain']:<26} {r['outcomes']:>7}  build {r['accord_import_s'] + r['accord_build_s']:7.2f}s  "
+            f"A-off {_ms(r['accord_off_s']):>7}ms  A-on {_ms(r['accord_on_s']):>7}ms  "
+            f"N-warm {_ms(r.get('negmas_named_warm_s')):>7}ms  N-cold {_ms(r.get('negmas_named_cold_s')):>7}ms  "
+            f"off {_x(r.get('speedup_off_vs_warm')):>6}  on {_x(r.get('speedup_on_vs_warm')):>6}  "
+            f"agree {r['accord_agreements']}/{r.get('negmas_named_agreements', '-')}  "
+            f"nash {r['accord_nash_ratio']:.3f}/{r.get('negmas_named_nash_ratio', float('nan')):.3f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Accord vs NegMAS on ANAC domains.")
+    parser.add_argument("--domains", default=",".join(DEFAULT_DOMAINS), help="comma-separated, under anac/")
+    parser.add_argument("--pairs", default=",".join(DEFAULT_PAIRS), help="a:b strategy pairs, comma-separated")
+    parser.add_argument("--rounds", type=int, default=100, help="deadline_rounds = NegMAS n_steps")
+    parser.add_argument("--reps", type=int, default=5, help="repetitions per negotiation (median)")
+    parser.add_argument("--no-negmas", action="store_true", help="Accord side only")
+    parser.add_argument("--no-ledger", action="store_true", help="skip the ledger-on runs")
+    parser.add_argument("--no-profile", action="store_true", help="skip the cProfile of one negotiation")
+    parser.add_argument("--profile-domain", default="y2011/Amsterdam")
+    parser.add_argument("--venv", type=Path, default=VENV, help="NegMAS virtualenv (created if missing)")
+    parser.add_argument("--json", type=Path, help="write every figure here")
+    parser.add_argument("--write-md", action="store_true", help=f"write the section into {BENCHMARKS_MD.name}")
+    parser.add_argument(
+        "--from-json", type=Path, help="render (and with --write-md, write) a saved --json report; run nothing"
+    )
+    args = parser.parse_args()
+    if args.from_json:
+        report = json.loads(args.from_json.read_text())
+        _publish(report, args.write_md)
+        return
+    if not ANAC.is_dir():
+        raise SystemExit(f"the shared ANAC domains are not at {ANAC}")
+    pairs = [tuple(p.split(":")) for p in args.pairs.split(",")]
+    keys = [k.strip() for k in args.domains.split(",") if k.strip()]
+    shown, skip = [], False
+    for a in sys.argv[1:]:  # the command as recorded: what produces the figures
+        if skip or a == "--write-md":
+            skip = False
+            continue
+        if a == "--json":
+            skip = True
+            continue
+        if not a.startswith("--json="):
+            shown.append(a)
+    command = " ".join(["python benchmarks/negmas_compare.py", *shown])
+    python = None if args.no_negmas else ensure_negmas_venv(args.venv)
+
+    started = time.perf_counter()
+    domains: list[AccordDomain] = []
+    accord: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="accord-vs-negmas-") as tmp:
+        workdir = Path(tmp)
+        for key in keys:
+            print(f"accord: {key}", file=sys.stderr, flush=True)
+            dom = load_accord(key, args.rounds)
+            domains.append(dom)
+            accord[key] = asyncio.run(
+                run_accord_domain(dom, pairs, args.reps, workdir, not args.no_ledger)
+            )
+        profile = None
+        if not args.no_profile:
+            dom = next((d for d in domains if d.key == args.profile_domain), None) or load_accord(
+                args.profile_domain, args.rounds
+            )
+            profile = profile_accord(dom, ("boulware", "conceder"), workdir)
+        negmas = None
+        if python is not None:
+            variants = ["named", "matched"]
+            negmas = run_negmas(python, domains, pairs, args.reps, args.rounds, variants, workdir)
+    if args.json:  # the raw figures first, whatever happens next
+        args.json.write_text(json.dumps({"accord": accord, "negmas": negmas, "profile": profile}, default=str))
+    report = combine(accord, domains, negmas)
+    report["meta"] = {
+        "command": command,
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "rounds": args.rounds,
+        "reps": args.reps,
+        "pairs": [list(p) for p in pairs],
+        "negmas_version": negmas["negmas_version"] if negmas else None,
+        "negmas_import_s": negmas["import_s"] if negmas else None,
+        "wall_s": time.perf_counter() - started,
+    }
+    report["profile"] = profile
+    report["accord"] = accord
+    report["negmas"] = negmas
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2, default=str))
+    _publish(report, args.write_md)
+
+
+def _publish(report: dict[str, Any], write_md: bool) -> None:
+    print_table(report)
+    md = markdown(report, report["meta"]["command"])
+    print()
+    print(md)
+    if write_md:
+        write_section(
+            BENCHMARKS_MD, SECTION, md,
+            "# Benchmarks\n\nMeasured figures for Accord, each section with the command that produces it.\n",
+        )
+        print(f"wrote the section {SECTION!r} of {BENCHMARKS_MD}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -145,15 +145,19 @@ class Strategy(ABC):
         if not self.seen:
             floor = pool[-1][0]
             return self.view.rng.choice([o for u, o in pool if abs(u - floor) <= 1e-12])
-        asks = list(self.seen.values())
-
-        def closeness(item: tuple[float, Outcome]) -> tuple[int, float]:
-            utility, outcome = item
-            common = sum(outcome[i] == ask[i] for ask in asks for i in outcome)
-            return (common, -utility)
-
-        best = max(closeness(item) for item in pool)
-        return self.view.rng.choice([o for item in pool if closeness(item) == best for o in [item[1]]])
+        # Per issue, how many of the others ask for each option: one lookup per issue
+        # per outcome instead of a comparison with every ask.
+        wanted: dict[str, dict[str, int]] = {}
+        for ask in self.seen.values():
+            for issue, option in ask.items():
+                counts = wanted.setdefault(issue, {})
+                counts[option] = counts.get(option, 0) + 1
+        scored = [
+            ((sum(wanted.get(i, {}).get(o, 0) for i, o in outcome.items()), -utility), outcome)
+            for utility, outcome in pool
+        ]
+        best = max(score for score, _ in scored)
+        return self.view.rng.choice([outcome for score, outcome in scored if score == best])
 
     # -- default answers to each kind of call ------------------------------------------
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ledger_common import CACHE, DELEGATES, SESSION, envelopes, identity, machine, median, parsed
 
+import accord.ledger.verify as verify_module
 from accord.ledger import Ledger, verify_entries
 from accord.ledger.store import Entry
 
@@ -106,16 +107,48 @@ def main() -> None:
     assert len(rows) == n
     print(f"reading {n:,} entries and the checkpoint from SQLite: {load_s:.1f} s ({n / load_s:,.0f} entries/s)")
 
+    # Time spent in the (parallel) per-entry checks, to tell it from the serial rest.
+    checks_s = [0.0]
+    run_checks = verify_module._run_checks
+
+    def timed_checks(*a: object) -> object:
+        started = time.perf_counter()
+        try:
+            return run_checks(*a)  # type: ignore[arg-type]
+        finally:
+            checks_s[0] += time.perf_counter() - started
+
+    verify_module._run_checks = timed_checks  # type: ignore[assignment]
+
+    def machine_busy() -> tuple[float, float]:
+        """(busy, total) CPU seconds of the whole machine so far, every process (Linux)."""
+        try:
+            fields = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+        except OSError:
+            return 0.0, 0.0
+        tick = os.sysconf("SC_CLK_TCK")
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+        return (sum(fields) - idle) / tick, sum(fields) / tick
+
     rates: dict[int, list[float]] = {w: [] for w in args.workers}
     for run in range(args.runs):
         for workers in args.workers:
+            checks_s[0] = 0.0
+            busy_before, total_before = machine_busy()
             started = time.perf_counter()
             report = verify_entries(SESSION, rows, checkpoints=notes, workers=workers)
             seconds = time.perf_counter() - started
+            busy_after, total_after = machine_busy()
+            cores = (total_after - total_before) / seconds if total_after > total_before else 0.0
+            busy = (busy_after - busy_before) / seconds
             assert report.ok and report.covered == n and report.signatures_checked == n, report.problems[:3]
             assert sorted(report.cosigners) == sorted(DELEGATES)
             rates[workers].append(n / seconds)
-            print(f"  run {run + 1}, {workers} worker(s): {seconds:.1f} s, {n / seconds:,.0f} entries/s")
+            print(
+                f"  run {run + 1}, {workers} worker(s): {seconds:.1f} s, {n / seconds:,.0f} entries/s; "
+                f"per-entry checks {checks_s[0]:.1f} s, the rest (serial) {seconds - checks_s[0]:.1f} s; "
+                f"machine: {busy:.2f} of {cores:.0f} cores busy on average (every process, ours and others')"
+            )
     base = median(rates[args.workers[0]])
     for workers in args.workers:
         rate = median(rates[workers])

@@ -131,7 +131,14 @@ def main() -> None:
         return (sum(fields) - idle) / tick, sum(fields) / tick
 
     rates: dict[int, list[float]] = {w: [] for w in args.workers}
+    speedups: list[float] = []
+    bound_speedups: list[float] = []
     for run in range(args.runs):
+        # The parallelism the machine offers right now (other jobs share it): bare
+        # Ed25519 on `most` processes vs one, measured just before this run's checks.
+        one_now, many_now = ed25519_bound(most)
+        bound_speedups.append(many_now / one_now)
+        print(f"  run {run + 1}: Ed25519 alone {one_now:,.0f}/s on 1 process, {many_now:,.0f}/s on {most}")
         for workers in args.workers:
             checks_s[0] = 0.0
             busy_before, total_before = machine_busy()
@@ -149,6 +156,8 @@ def main() -> None:
                 f"per-entry checks {checks_s[0]:.1f} s, the rest (serial) {seconds - checks_s[0]:.1f} s; "
                 f"machine: {busy:.2f} of {cores:.0f} cores busy on average (every process, ours and others')"
             )
+        if len(args.workers) > 1:
+            speedups.append(rates[args.workers[-1]][-1] / rates[args.workers[0]][-1])
     base = median(rates[args.workers[0]])
     for workers in args.workers:
         rate = median(rates[workers])
@@ -157,6 +166,14 @@ def main() -> None:
             f"full verification, {workers} worker(s): median {rate:,.0f} entries/s "
             f"({n / rate:.1f} s for {n:,}); {rate / base:.2f}x the {args.workers[0]}-worker rate; "
             f"{rate / bound:.0%} of the Ed25519-only rate"
+        )
+    if speedups:
+        print(
+            f"speed-up {args.workers[-1]} vs {args.workers[0]} worker(s), per run: "
+            + ", ".join(f"{x:.2f}x" for x in speedups)
+            + f" (median {median(speedups):.2f}x); bare Ed25519 on {most} processes vs 1 just before each run: "
+            + ", ".join(f"{x:.2f}x" for x in bound_speedups)
+            + f" (median {median(bound_speedups):.2f}x)"
         )
 
 

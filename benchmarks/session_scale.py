@@ -4,15 +4,17 @@ Run from the checkout (a measurement, not a test)::
 
     python benchmarks/session_scale.py [--sizes 2,10,100,1000] [--rounds 20]
         [--transports memory,mqtt] [--per-process 100] [--repeat 1] [--timeout 600]
-        [--profile 1000] [--lift-envelope-limit] [--force] [--json]
+        [--profile 1000] [--slim-opening] [--cache-spec-hash] [--lift-envelope-limit]
+        [--force] [--keep] [--json]
 
 For each size N it writes a synthetic session file to a temporary directory: N
 constituencies, each with 3 values cards of 3 attentional policies and 3 constituents;
 an agenda of 3 issues with 4 options each; every (option, card) pair assessed with a
 score drawn from `random.Random(seed)`, in [-0.8, 1]; reservation -0.9 (below every
 outcome's utility, so ratification can always pass); protocol `single-text` (veto) with
-`deadline_rounds` = --rounds; strategies boulware, linear, conceder in turn; fixed seed.
-Then it runs the session
+`deadline_rounds` = --rounds; strategies boulware, linear, conceder in turn; fixed seed;
+`turn_timeout_s` 120 (--turn-timeout; generous, so that slowness shows as time, not as
+missed votes). Then it runs the session
 
 * **memory**: `run_session` on `memory://`, chair and every delegate in one process
   (a child process of this script, so that it can be timed out and profiled);
@@ -38,10 +40,22 @@ envelopes over `MAX_ENVELOPE_BYTES` (256 KiB) when it parses or verifies them; w
 these cards and assessments the opening passes that size at about N = 52. As shipped,
 a delegate in another process then drops the opening, never learns the chair's key and
 answers nothing, so such an MQTT cell is skipped with the reason (`--force` runs it
-anyway), and a memory run's ledger fails verification at entry 0.
-`--lift-envelope-limit` raises the limit to 64 MiB in every process of the run (this
-script's and, through a `sitecustomize` module on PYTHONPATH, the chair's and the
-delegate hosts'), without touching Accord's files, to measure what the rest costs.
+anyway), and a memory run's ledger fails verification at entry 0. (A memory run's final
+checkpoint is also co-signed by every delegate, and a signed note may carry at most 100
+signatures, so from N = 100 it fails verification there too.)
+
+Three opt-in what-ifs, applied in every process of a run (this script's and, through a
+`sitecustomize` module put on PYTHONPATH in the temporary directory, the chair's and the
+delegate hosts') without touching Accord's files, to measure what the rest costs:
+`--lift-envelope-limit` raises the limit to 64 MiB (at N = 1000 this runs out of memory:
+every delegate runner parses the 5 MB opening into ~23 MB of objects and keeps it);
+`--slim-opening` leaves the session file out of the opening (its `spec_hash` stays,
+which delegates check against their own copy), so the opening fits the limit; and
+`--cache-spec-hash` computes `SessionPlan.spec_hash` once per plan instead of on every
+access (a delegate host hashes the whole session file once per delegate it runs).
+
+Outcomes are compared as the agreement, round and reason, and as a digest of every
+delegate move (actor, sequence number, move): equal digests mean every vote was the same.
 """
 
 from __future__ import annotations
@@ -49,11 +63,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import math
 import os
 import pstats
 import random
+import re
 import signal
 import statistics
 import subprocess
@@ -78,25 +94,45 @@ SCORE_RANGE = (-0.8, 1.0)
 LIFTED_LIMIT = 64 * 1024 * 1024
 _LIMIT_ENV = "ACCORD_BENCH_ENVELOPE_LIMIT"
 _SLIM_ENV = "ACCORD_BENCH_SLIM_OPENING"
+_HASH_ENV = "ACCORD_BENCH_CACHE_SPEC_HASH"
 _SITECUSTOMIZE = f"""\
 # Written by benchmarks/session_scale.py (--lift-envelope-limit / --slim-opening) into its
 # temporary directory, which is put on PYTHONPATH only for the runs it measures.
 import os
-if os.environ.get({_LIMIT_ENV!r}) or os.environ.get({_SLIM_ENV!r}):
+if os.environ.get({_LIMIT_ENV!r}) or os.environ.get({_SLIM_ENV!r}) or os.environ.get({_HASH_ENV!r}):
     import sys
     sys.path.insert(0, {str(ROOT)!r})
     from benchmarks.session_scale import apply_what_ifs
-    apply_what_ifs(int(os.environ.get({_LIMIT_ENV!r}) or 0), bool(os.environ.get({_SLIM_ENV!r})))
+    apply_what_ifs(
+        int(os.environ.get({_LIMIT_ENV!r}) or 0),
+        bool(os.environ.get({_SLIM_ENV!r})),
+        bool(os.environ.get({_HASH_ENV!r})),
+    )
 """
 
 
-def apply_what_ifs(limit: int, slim: bool) -> None:
+def apply_what_ifs(limit: int, slim: bool, cache_hash: bool = False) -> None:
     """Measurement-only changes to Accord in this process, never written to its files.
 
     `limit`: raise `MAX_ENVELOPE_BYTES` (parse and verify) to it. `slim`: the chair's
     signed `session.open` leaves out the session file itself (`spec`) and keeps its hash
     (`spec_hash`), which delegates already check against their own copy of the file.
+    `cache_hash`: `SessionPlan.spec_hash` (a property that hashes the whole session file
+    on every access; a delegate host reads it once per delegate) is computed once per plan.
     """
+    if cache_hash:
+        from accord.session_plan import SessionPlan
+
+        shipped = SessionPlan.__dict__["spec_hash"]
+        if isinstance(shipped, property):
+
+            def spec_hash(self: Any) -> str:
+                cached = self.__dict__.get("_bench_spec_hash")
+                if cached is None:
+                    cached = self.__dict__["_bench_spec_hash"] = shipped.fget(self)
+                return cached
+
+            SessionPlan.spec_hash = property(spec_hash)  # type: ignore[assignment,method-assign]
     if limit:
         import accord.ledger.envelope
         import accord.ledger.verify
@@ -121,11 +157,11 @@ def apply_what_ifs(limit: int, slim: bool) -> None:
         accord.distributed.opening_body = opening_body  # type: ignore[attr-defined]
 
 
-def what_if_env(directory: Path, limit: int, slim: bool) -> dict[str, str]:
+def what_if_env(directory: Path, limit: int, slim: bool, cache_hash: bool) -> dict[str, str]:
     """Apply the what-ifs here and return the environment that applies them in children."""
-    if not (limit or slim):
+    if not (limit or slim or cache_hash):
         return {}
-    apply_what_ifs(limit, slim)
+    apply_what_ifs(limit, slim, cache_hash)
     (directory / "sitecustomize.py").write_text(_SITECUSTOMIZE)
     path = os.pathsep.join(p for p in (str(directory), os.environ.get("PYTHONPATH", "")) if p)
     env = {"PYTHONPATH": path}
@@ -133,6 +169,8 @@ def what_if_env(directory: Path, limit: int, slim: bool) -> dict[str, str]:
         env[_LIMIT_ENV] = str(limit)
     if slim:
         env[_SLIM_ENV] = "1"
+    if cache_hash:
+        env[_HASH_ENV] = "1"
     return env
 
 
@@ -254,6 +292,12 @@ async def analyse_ledger(path: Path, session_id: str | None = None) -> dict[str,
     last_call: dict[str, float] = {}
     latencies: list[float] = []
     kinds: dict[str, int] = {}
+    moves = sorted(
+        (e["actor"], e["seq"], json.dumps(e["body"].get("move"), sort_keys=True))
+        for e in envelopes
+        if e["kind"] == "move"
+    )
+    moves_digest = hashlib.sha256(json.dumps(moves).encode()).hexdigest()[:16]
     for env, ts in zip(envelopes, stamps, strict=True):
         kinds[env["kind"]] = kinds.get(env["kind"], 0) + 1
         if env["actor"] == "chair" and env["kind"] == "call":
@@ -273,6 +317,7 @@ async def analyse_ledger(path: Path, session_id: str | None = None) -> dict[str,
         "rtt_p50_ms": statistics.median(latencies) * 1000 if latencies else float("nan"),
         "rtt_p99_ms": percentile(latencies, 99) * 1000 if latencies else float("nan"),
         "moves": len(latencies),
+        "moves_digest": moves_digest,
         "verified": report.ok,
         "verify_problem": None if first is None else f"entry {first.idx}: {first.reason}",
         "verify_s": verify_s,
@@ -376,6 +421,11 @@ def _phases(row: dict[str, Any]) -> dict[str, Any]:
 
 def _last_error(err: str) -> str:
     """The exception line of a traceback (or the tail of stderr), on one line."""
+    text = " ".join(err.translate(str.maketrans("", "", "│╭╮╰╯─")).split())
+    waited = re.search(r"after (\d+) s, no delegate process has announced: (.*?) \(start them", text)
+    if waited:
+        missing = re.findall(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", waited[2])
+        return f"the chair gave up after {waited[1]} s waiting for delegate hosts: {len(missing)} delegates had not announced"
     lines = [line.strip() for line in err.strip().splitlines() if line.strip()]
     named = [line for line in lines if "Error" in line.split(":")[0] or "Expired" in line.split(":")[0]]
     return " ".join((named[-1:] or lines[-3:]))[:400]
@@ -426,8 +476,11 @@ def run_mqtt(
             with contextlib.suppress(Exception):
                 row["partial"] = asyncio.run(analyse_ledger(ledger))
         return row
-    start = out.find("{")
-    result = json.loads(out[start:])
+    try:
+        result = json.loads(out[out.index("{"):])
+    except ValueError:
+        row["error"] = f"no JSON result (exit {code}): {_last_error(err) or out[-300:]}"
+        return row
     row |= {"agreement": result["agreement"], "reason": result["reason"], "round": result["round"]}
     row |= asyncio.run(analyse_ledger(ledger, result["session"]))
     return row | _phases(row)
@@ -482,6 +535,8 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "wall_s_all": [round(r["wall_s"], 2) for r in ok],
         "session_s_all": [round(r["session_s"], 2) for r in ok],
         "envelopes": first["envelopes"],
+        "moves_digest": first["moves_digest"],
+        "same_moves_across_repeats": all(r["moves_digest"] == first["moves_digest"] for r in ok),
         "verified": all(r["verified"] for r in ok),
         "verify_problem": next((r["verify_problem"] for r in ok if r["verify_problem"]), None),
         "agreement": first["agreement"],
@@ -521,6 +576,8 @@ def main() -> None:
                         help=f"raise MAX_ENVELOPE_BYTES to {LIFTED_LIMIT} in every process of the runs")
     parser.add_argument("--slim-opening", action="store_true",
                         help="what-if: session.open without the session file (its hash stays)")
+    parser.add_argument("--cache-spec-hash", action="store_true",
+                        help="what-if: SessionPlan.spec_hash computed once per plan, not per access")
     parser.add_argument("--force", action="store_true",
                         help="run MQTT cells whose opening exceeds the envelope limit anyway")
     parser.add_argument("--profile", type=int, default=0, help="also profile the chair at this N")
@@ -546,7 +603,8 @@ def main() -> None:
         f"repeat {args.repeat}, turn_timeout_s {args.turn_timeout:g}, {os.cpu_count()} CPUs, "
         f"load average {load:.1f}, Python {sys.version.split()[0]}, envelope limit "
         f"{'LIFTED to %d' % LIFTED_LIMIT if args.lift_envelope_limit else 'as shipped'}, opening "
-        f"{'WITHOUT the session file (what-if)' if args.slim_opening else 'as shipped'}",
+        f"{'WITHOUT the session file (what-if)' if args.slim_opening else 'as shipped'}, spec_hash "
+        f"{'cached (what-if)' if args.cache_spec_hash else 'as shipped'}",
         flush=True,
     )
     results: dict[tuple[str, int], dict[str, Any]] = {}
@@ -557,7 +615,9 @@ def main() -> None:
         )
         if args.keep:
             print(f"keeping {tmp}", flush=True)
-        env = what_if_env(tmp, LIFTED_LIMIT if args.lift_envelope_limit else 0, args.slim_opening)
+        env = what_if_env(
+            tmp, LIFTED_LIMIT if args.lift_envelope_limit else 0, args.slim_opening, args.cache_spec_hash
+        )
         from accord.ledger.envelope import MAX_ENVELOPE_BYTES as limit
 
         url = None
@@ -660,7 +720,9 @@ def main() -> None:
                     print(f"N={n}: memory and {other} outcomes not compared (a run failed or was skipped)")
                     continue
                 same = (a["agreement"], a["round"], a["reason"]) == (b["agreement"], b["round"], b["reason"])
-                print(f"N={n}: memory and {other} outcomes {'the same' if same else 'DIFFER'}: "
+                moves = a["moves_digest"] == b["moves_digest"]
+                print(f"N={n}: memory and {other} outcomes {'the same' if same else 'DIFFER'}, "
+                      f"moves {'identical' if moves else 'DIFFER'} ({a['moves_digest']} / {b['moves_digest']}): "
                       f"{a['agreement']} ({a['reason']}) / {b['agreement']} ({b['reason']})")
     if args.json:
         print(json.dumps({f"{t}:{n}": s for (t, n), s in results.items()}, default=str, indent=1))

@@ -198,6 +198,7 @@ class Ledger:
         self.url = url
         self._heads: dict[str, tuple[int, str]] = {}
         self._trees: dict[str, MerkleTree] = {}
+        self._appends: dict[str, int] = {}
         self._auto: dict[str, _AutoCheckpoint] = {}
 
     @classmethod
@@ -378,6 +379,7 @@ class Ledger:
                     f"append to {session_id!r} refused (duplicate sequence number?): {exc.orig}"
                 ) from None
         self._heads[session_id] = (idx, prev)
+        self._appends[session_id] = self._appends.get(session_id, 0) + 1
         tree = self._trees.get(session_id)
         if tree is not None and tree.size == first:
             tree.append_leaf_hashes(leaves)
@@ -464,6 +466,7 @@ class Ledger:
         tree = self._trees.get(session_id)
         if tree is not None:
             return tree
+        generation = self._appends.get(session_id, 0)
         query = (
             select(entries.c.idx, entries.c.leaf_hash, entries.c.envelope)
             .where(entries.c.session_id == session_id)
@@ -480,7 +483,8 @@ class Ledger:
                     )
                 leaves.append(bytes.fromhex(stored) if stored else leaf_hash(envelope.encode("utf-8")))
         tree = MerkleTree(leaves)
-        self._trees[session_id] = tree
+        if self._appends.get(session_id, 0) == generation:  # no append raced the read
+            self._trees[session_id] = tree
         return tree
 
     async def checkpoint(

@@ -10,8 +10,10 @@ and `accord protocols` lists it, `protocol: {name: my-protocol}` runs it.
 
 from __future__ import annotations
 
+import functools
 import importlib
-from importlib.metadata import entry_points
+import sys
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from delegates.base import Strategy
@@ -61,9 +63,19 @@ class PluginError(LookupError):
     pass
 
 
+@functools.lru_cache(maxsize=16)
+def _entry_points(group: str, path: tuple[str, ...]) -> tuple[EntryPoint, ...]:
+    """The group's entry points, found once per import path: scanning every installed
+    distribution's metadata takes tens of milliseconds, and `build_plan` asks for each
+    strategy and the protocol. A changed `sys.path` (a package added at run time) is
+    another key, so it is scanned afresh."""
+    del path  # only the cache key: `entry_points` reads sys.path itself
+    return tuple(entry_points(group=group))
+
+
 def _discover(group: str, base: type, builtins: dict[str, Any]) -> dict[str, Any]:
     found = dict(builtins)
-    for ep in entry_points(group=group):
+    for ep in _entry_points(group, tuple(sys.path)):
         if ep.name in found:
             continue
         try:

@@ -284,7 +284,9 @@ PROFILE_GROUPS = (
     ("", "delegates/justification.py", "value_summary", "cum"),
     ("mandate checks (`Delegate._dispose`)", "delegates/delegate.py", "_dispose", "cum"),
     ("protocol state machine (`receive`)", "protocols/stacked_alternating_offers.py", "receive", "cum"),
-    ("canonical JSON (`rfc8785.dumps`)", "rfc8785/_impl.py", "dumps", "cum"),
+    # `canonical_json` takes a fast path where it applies and falls back on rfc8785.dumps,
+    # so its cumulative time is all the canonical JSON (counting dumps too would be twice).
+    ("canonical JSON (`canonical_json`: fast path or `rfc8785.dumps`)", "constituencies/hashing.py", "canonical_json", "cum"),
     ("Ed25519 sign + verify", "~", "<method 'sign' of 'cryptography.hazmat.bindings._rust.openssl.ed25519.Ed25519PrivateKey' objects>", "own"),
     ("", "~", "<method 'verify' of 'cryptography.hazmat.bindings._rust.openssl.ed25519.Ed25519PublicKey' objects>", "own"),
     ("ledger writes (`append_canonical`, `seal`, `create_session`, `finish_session`; includes some canonical JSON and signing)", "accord/ledger/store.py", "append_canonical", "cum"),
@@ -314,9 +316,13 @@ def _grouped(stats: pstats.Stats, total: float) -> list[dict[str, Any]]:
     return [g for g in groups if g["seconds"] > 0]
 
 
+PROFILE_RUNS_OFF = 20  # negotiations profiled, ledger off
+PROFILE_RUNS_ON = 3  # and ledger on
+
+
 def profile_accord(dom: AccordDomain, pair: tuple[str, str], ledger_dir: Path, top: int = 12) -> dict[str, Any]:
-    """cProfile of one negotiation, ledger off and on: time by group, and the functions
-    with the most own time. Shares are of the profiled call's total (profiling slows
+    """cProfile of one negotiation (repeated), ledger off and on: time by group, and the
+    functions with the most own time. Shares are of the profiled call's total (profiling slows
     Python code more than C code, so the shares are indicative)."""
     classes = {name: plugins.strategy(name) for name in pair}
     out: dict[str, Any] = {"domain": dom.key, "pair": list(pair)}
@@ -341,21 +347,26 @@ def profile_accord(dom: AccordDomain, pair: tuple[str, str], ledger_dir: Path, t
             ],
         }
 
-    plan = fresh_plan(dom.plan, pair, classes)
+    # Several negotiations each, into one profile: on a shared machine one short profiled
+    # run can lose milliseconds to preemption inside whichever function was running.
+    out["runs"] = {"ledger_off": PROFILE_RUNS_OFF, "ledger_on": PROFILE_RUNS_ON}
     profiler = cProfile.Profile()
-    profiler.enable()
-    sim = simulate(plan)
-    profiler.disable()
+    for _ in range(PROFILE_RUNS_OFF):
+        plan = fresh_plan(dom.plan, pair, classes)
+        profiler.enable()
+        sim = simulate(plan)
+        profiler.disable()
     out["moves"] = sim.messages
     summarise(profiler, "ledger_off")
 
     async def on() -> int:
         ledger = await Ledger.open(ledger_dir / "profile.db")
         try:
-            plan = fresh_plan(dom.plan, pair, classes)
-            profiler.enable()
-            result = await run_session(plan, ledger)
-            profiler.disable()
+            for _ in range(PROFILE_RUNS_ON):
+                plan = fresh_plan(dom.plan, pair, classes)
+                profiler.enable()
+                result = await run_session(plan, ledger)
+                profiler.disable()
             return result.entries
         finally:
             await ledger.close()
@@ -606,6 +617,24 @@ def machine() -> str:
     )
 
 
+def load_average() -> float | None:
+    """The 1-minute load average (Linux), or None where there is none."""
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _load_note(meta: dict[str, Any]) -> str:
+    loads = [x for x in meta.get("load_average") or [] if x is not None]
+    if not loads:
+        return ""
+    return (
+        f" (1-minute load average {' at the start, '.join(f'{x:.1f}' for x in loads)}"
+        f"{' at the end' if len(loads) > 1 else ''}, on {os.cpu_count()} cores)"
+    )
+
+
 def _per_round(rows: Sequence[dict[str, Any]], field: str) -> float | None:
     """Geometric mean over domains of (NegMAS warm s/round) / (Accord `field` s/round)."""
     ratios = []
@@ -626,7 +655,8 @@ def markdown(report: dict[str, Any], command: str) -> str:
         f"Command: `{command}` (Accord's environment; the script creates `benchmarks/.venv-negmas` "
         f"and installs NegMAS {meta.get('negmas_version', '?')} there from `benchmarks/requirements-negmas.txt`). "
         f"Measured {meta['date']} on {meta['machine']}: a shared machine with 2 cores on which other "
-        "jobs were running, so single figures are noisy; every time below is the median of "
+        f"jobs were running{_load_note(meta)}, so single figures are noisy, and the NegMAS side runs "
+        "after the Accord side, so a change of load between the two shifts the ratios; every time below is the median of "
         f"{meta['reps']} repetitions of one negotiation, all from this one run. {meta['rounds']} rounds "
         "(Accord `deadline_rounds` = NegMAS `n_steps`), stacked alternating offers / SAO, pairs "
         f"{', '.join('-'.join(p) for p in meta['pairs'])} (first profile file opens).",
@@ -706,30 +736,38 @@ def markdown(report: dict[str, Any], command: str) -> str:
         "",
         "Not like for like, still: the strategies differ in how they pick an offer. NegMAS's "
         "time-based negotiators propose the lowest outcome above their aspiration (one lookup in a "
-        "presorted inverse); Accord's `Strategy.choose_offer` scores up to 4,096 outcomes above the "
-        "aspiration by closeness to the other side's latest offers, every turn, and writes a "
-        "justification (per-card breakdown, rationale) with every move. NegMAS's named negotiators "
+        "presorted inverse); Accord's `Strategy.choose_offer` also looks the aspiration up in a "
+        "presorted ranking, then scores a bounded neighbourhood above it (at most 32 outcomes within "
+        "10% of the utility span) by how often the other side asked for each of their options, and "
+        "writes a justification (per-card breakdown, rationale) with every move. NegMAS's named negotiators "
         "concede as 1 - t^4 / 1 - t / 1 - t^0.25, Accord's as t^5 / t / t^0.5 from best to "
         "reservation; the *Accord's curves* column runs NegMAS with Accord's exponents. Discount "
         "factors are ignored on both sides (Accord records, does not apply them).",
     ]
     prof = report.get("profile")
     if prof:
+        runs = prof.get("runs", {})
         lines += [
             "",
             f"Where Accord's time goes: cProfile of one negotiation ({prof['domain']}, "
-            f"{'-'.join(prof['pair'])}: {prof['moves']} moves, {prof['entries']} ledger entries), "
-            "share of the profiled time (profiling inflates Python code more than C, so shares are "
-            "indicative):",
+            f"{'-'.join(prof['pair'])}: {prof['moves']} moves, {prof['entries']} ledger entries; "
+            f"run {runs.get('ledger_off', 1)} times ledger off, {runs.get('ledger_on', 1)} times "
+            "ledger on, into one profile each), share of the profiled time (profiling inflates "
+            "Python code more than C, so shares are indicative):",
             "",
         ]
         for label, key in (("ledger off", "ledger_off"), ("ledger on", "ledger_on")):
             groups = "; ".join(
                 f"{g['group']} {g['share']:.0%}"
-                + (f" ({g['calls']} calls)" if g["group"].startswith("canonical") and "calls" in g else "")
+                + (
+                    f" ({g['calls'] // runs.get(key, 1)} calls)"
+                    if g["group"].startswith("canonical") and "calls" in g
+                    else ""
+                )
                 for g in prof[key]["groups"]
             )
-            lines.append(f"- {label} ({prof[key]['total_s'] * 1000:.0f} ms profiled): {groups}")
+            per = prof[key]["total_s"] / runs.get(key, 1)
+            lines.append(f"- {label} ({per * 1000:.0f} ms profiled per negotiation): {groups}")
     return "\n".join(lines) + "\n"
 
 
@@ -803,6 +841,7 @@ def main() -> None:
     python = None if args.no_negmas else ensure_negmas_venv(args.venv)
 
     started = time.perf_counter()
+    load_before = load_average()
     domains: list[AccordDomain] = []
     accord: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="accord-vs-negmas-") as tmp:
@@ -837,6 +876,8 @@ def main() -> None:
         "negmas_version": negmas["negmas_version"] if negmas else None,
         "negmas_import_s": negmas["import_s"] if negmas else None,
         "wall_s": time.perf_counter() - started,
+        # The machine's load when the run started and ended: how busy the shared cores were.
+        "load_average": [load_before, load_average()],
     }
     report["profile"] = profile
     report["accord"] = accord

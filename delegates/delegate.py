@@ -112,6 +112,8 @@ class Delegate:
 
     def _ratified(self, offer: dict[str, str], ask: bool) -> bool | None:
         """True/False once the constituents have answered; None if not needed."""
+        if not self.view.mandate.ratification:
+            return None  # the usual case, checked on every move: skip the utility
         utility = self.view.model.utility(offer)
         rule = self.view.mandate.needs_ratification(offer, utility)
         if rule is None:

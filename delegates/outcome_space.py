@@ -53,10 +53,33 @@ class OutcomeSpace:
     def worst(self) -> float:
         return self.all[-1][0]
 
+    @property
+    def span(self) -> float:
+        """Best minus worst admissible utility: the range a strategy concedes over."""
+        return self.admissible[0][0] - self.admissible[-1][0] if self.admissible else 0.0
+
+    def count_at_least(self, target: float) -> int:
+        """How many admissible outcomes have utility >= target (they lead `admissible`)."""
+        return len(self.admissible) - bisect.bisect_left(self._ascending, target - 1e-12)
+
     def at_least(self, target: float) -> Sequence[tuple[float, Outcome]]:
         """Admissible outcomes with utility >= target, best first."""
-        below = bisect.bisect_left(self._ascending, target - 1e-12)
-        return self.admissible[: len(self.admissible) - below]
+        return self.admissible[: self.count_at_least(target)]
+
+    def neighbourhood(self, target: float, width: float, limit: int) -> range:
+        """Indices into `admissible` of the outcomes just above the aspiration `target`.
+
+        From the lowest admissible utility at or above `target` (or the best admissible
+        outcome, if none reaches it) up to `width` higher, at most `limit` outcomes, the
+        lowest ones kept. Two bisections, so a bid costs the same on 30 outcomes as on
+        200,000: this is the presorted inverse of the utility function.
+        """
+        n = self.count_at_least(target) or min(1, len(self.admissible))
+        if n == 0:
+            return range(0)
+        ceiling = self.admissible[n - 1][0] + width + 1e-12
+        above_ceiling = len(self.admissible) - bisect.bisect_right(self._ascending, ceiling)
+        return range(max(n - limit, above_ceiling, 0), n)
 
     def closest_above(self, target: float) -> list[tuple[float, Outcome]]:
         """The admissible outcomes whose utility is the lowest one still >= target.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterator, Mapping
+from functools import cached_property
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -82,9 +83,16 @@ class Agenda(BaseModel):
         for combo in itertools.product(*([o.id for o in i.options] for i in self.issues)):
             yield dict(zip(ids, combo, strict=True))
 
+    @cached_property
+    def option_ids_by_issue(self) -> dict[str, frozenset[str]]:
+        """Each issue's option ids. Checked on every move: built once per (frozen) agenda."""
+        return {i.id: frozenset(o.id for o in i.options) for i in self.issues}
+
     def problem_with(self, outcome: Mapping[str, str]) -> str | None:
         """Why `outcome` is not a complete outcome of this agenda, or None."""
-        known = {i.id: {o.id for o in i.options} for i in self.issues}
+        known = self.option_ids_by_issue
+        if outcome.keys() == known.keys() and all(outcome[i] in ids for i, ids in known.items()):
+            return None
         extra = sorted(set(outcome) - set(known))
         if extra:
             return f"unknown issue(s): {', '.join(extra)}"

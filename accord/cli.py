@@ -316,14 +316,29 @@ def log(
     session: Annotated[str, typer.Argument(help="Session id, unique prefix, or 'latest'.")] = "latest",
     ledger: LedgerOpt = DEFAULT_LEDGER,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    card: Annotated[
+        str | None, typer.Option("--card", help="Only the moves citing this values card (by card id).")
+    ] = None,
+    delegate: Annotated[
+        str | None, typer.Option("--delegate", help="Only what this delegate (or the chair) signed.")
+    ] = None,
+    constituency: Annotated[
+        str | None,
+        typer.Option("--constituency", help="Only what this constituency's delegate signed (its id is the delegate's)."),
+    ] = None,
 ) -> None:
     """The session's trail: each move with the cards that justified it."""
+    from accord.cli_ledger import log_entries
+
+    if delegate is not None and constituency is not None and delegate != constituency:
+        _fail(f"--delegate {delegate!r} and --constituency {constituency!r} name different actors")
+    actor = delegate if delegate is not None else constituency
 
     async def go() -> tuple[str, list[Any]]:
         store = await _open_existing(ledger)
         try:
             info = await store.find_session(session)
-            return info.id, await store.entries(info.id)
+            return info.id, await log_entries(store, info.id, card=card, actor=actor)
         except LedgerError as exc:
             _fail(str(exc))
             raise

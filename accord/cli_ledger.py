@@ -1,4 +1,5 @@
-"""`accord proof`, `accord verify-proof`, `accord export`: the signed log, offline.
+"""`accord proof`, `accord verify-proof`, `accord export`: the signed log, offline; and
+`log_entries`, the indexed selection behind `accord log --card/--delegate/--constituency`.
 
 The commands are plain functions, registered on the sub-app `ledger_app` and exported
 so the main app can register them at top level too::
@@ -20,13 +21,14 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from accord.ledger import DEFAULT_LEDGER, Ledger, LedgerError, VerifyReport
+from accord.ledger import DEFAULT_LEDGER, Entry, Ledger, LedgerError, VerifyReport
 from accord.ledger.bundle import BundleError, export_bundle, verify_bundle
 from accord.ledger.proof import ProofFileError, build_entry_proof, verify_entry_proof
 
 __all__ = [
     "export",
     "ledger_app",
+    "log_entries",
     "proof",
     "render_report",
     "verify_bundle_dir",
@@ -50,6 +52,41 @@ LedgerOpt = Annotated[
         help="Ledger database: a SQLite file path or a database URL.",
     ),
 ]
+
+
+async def log_entries(
+    store: Ledger, session_id: str, *, card: str | None = None, actor: str | None = None
+) -> list[Entry]:
+    """The entries `accord log` shows: all of them, or only the moves citing values card
+    `card` (`Ledger.entries_by_card`, the card index) and/or the messages signed by
+    `actor` (`Ledger.entries_by_actor`; a delegate's actor id is its constituency id),
+    read through the indexes rather than filtered from the whole log. The session's
+    ``session.open`` entry is kept first, so card titles still resolve.
+    Raises `LedgerError` naming an unknown card or actor."""
+    if card is None and actor is None:
+        return await store.entries(session_id)
+    selected: list[Entry] | None = None
+    if card is not None:
+        selected = await store.entries_by_card(session_id, card)
+        if not selected:
+            cited = sorted(await store.cards(session_id))
+            known = ", ".join(cited[:10]) + (", ..." if len(cited) > 10 else "") if cited else "none"
+            raise LedgerError(f"no move in session {session_id!r} cites card {card!r} (cards cited: {known})")
+    if actor is not None:
+        by_actor = await store.entries_by_actor(session_id, actor)
+        if not by_actor:
+            participants = ", ".join(sorted(await store.session_keys(session_id)))
+            raise LedgerError(
+                f"session {session_id!r} has no entry signed by {actor!r} (participants: {participants})"
+            )
+        if selected is None:
+            selected = by_actor
+        else:
+            mine = {e.idx for e in by_actor}
+            selected = [e for e in selected if e.idx in mine]
+    opening = await store.entries(session_id, kinds=["session.open"])
+    head = [e for e in opening if all(e.idx != s.idx for s in selected or [])]
+    return head + (selected or [])
 
 
 def _fail(message: str, code: int = 2) -> None:

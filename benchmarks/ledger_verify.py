@@ -7,7 +7,7 @@ Builds (once, cached in $TMPDIR/accord-bench/) a SQLite ledger holding one sessi
 delegates. Then, per run, `verify_entries` checks every envelope (form, session, key,
 Ed25519 signature), the hash chain, the per-actor sequence numbers, the Merkle tree and
 the checkpoint's signatures against its root, with `--workers` processes for the
-signatures. Reading the rows from the database is timed separately.
+signatures (the calling process and `--workers - 1` helpers). Reading the rows from the database is timed separately.
 
 The bound: Ed25519 verification alone (`cryptography`, OpenSSL) on the same machine,
 on one core and on every core at once, is measured first.

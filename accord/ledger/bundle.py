@@ -64,7 +64,9 @@ checkpoints/    Signed tree heads in the C2SP tlog-checkpoint format (signed not
                 signature) and co-signed by delegates as witnesses (key names
                 "{origin}/<delegate>", tlog-cosignature/v1). A delegate's cosignature
                 means it saw this exact history: the operator cannot show a different
-                one to others.
+                one to others. A note holds at most 100 signatures: with more
+                cosigners, the file holds several complete notes of the same text,
+                one after the other, each starting with the chair's signature.
 keys.json       The public keys from session.open, with their note key IDs and
                 verifier keys. For convenience only: verification reads the keys from
                 session.open. Compare the chair's key ({chair_key_id}) with one you

@@ -15,6 +15,13 @@ their own keys: a delegate that co-signed a checkpoint vouches that the log it s
 that root, so the operator cannot show one history to one constituency and another to
 the next. A client holding an older checkpoint checks that a newer one extends it with
 a consistency proof (:func:`verify_checkpoint_consistency`).
+
+A signed note carries at most `note.MAX_SIGNATURES` (100) signature lines, and a session
+with a hundred delegates has more cosigners than that. Such a checkpoint is written as
+several signed notes of the same text, one after the other: each is a complete C2SP
+note (the log's signature, then at most 99 cosignatures), so any signed-note verifier
+can check each one alone; Accord reads them back as one checkpoint with every
+signature. A checkpoint with at most 99 cosignatures is a single note, as before.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from dataclasses import dataclass, field, replace
 from accord.ledger.identity import Identity, unb64
 from accord.ledger.merkle import HASH_SIZE, ProofError, verify_consistency
 from accord.ledger.note import (
+    MAX_NOTE_BYTES,
+    MAX_SIGNATURES,
     SIG_COSIGNATURE_V1,
     SIG_ED25519,
     NoteError,
@@ -89,6 +98,9 @@ class Checkpoint:
     def __post_init__(self) -> None:
         if not self.origin or "\n" in self.origin:
             raise CheckpointError("the origin must be one non-empty line")
+        if self.origin.startswith(_SIGNATURE_LINE):
+            # Would be mistaken for a signature line where several notes are joined.
+            raise CheckpointError(f"the origin must not start with {_SIGNATURE_LINE!r}")
         if not 0 <= self.size < 2**64:
             raise CheckpointError(f"tree size {self.size} is not a uint64")
         if len(self.root) != HASH_SIZE:
@@ -104,9 +116,23 @@ class Checkpoint:
         return "\n".join(lines) + "\n"
 
     @property
+    def notes(self) -> tuple[str, ...]:
+        """The signed notes that carry this checkpoint: one, or several when there are
+        more signatures than a note may hold. The log's signatures (key name = origin)
+        head every note, so each verifies alone; the others are spread in order."""
+        own = [s for s in self.signatures if s.name == self.origin]
+        others = [s for s in self.signatures if s.name != self.origin]
+        room = MAX_SIGNATURES - len(own)
+        if room < 1:
+            raise CheckpointError(f"{len(own)} signatures by the log key leave no room in a note")
+        if not others:
+            return (format_note(self.body, own),)
+        return tuple(format_note(self.body, own + others[i : i + room]) for i in range(0, len(others), room))
+
+    @property
     def text(self) -> str:
-        """The whole signed note: body, blank line, signature lines."""
-        return format_note(self.body, self.signatures)
+        """The whole checkpoint as stored, exported and published: its notes, joined."""
+        return "".join(self.notes)
 
     @property
     def session_id(self) -> str | None:
@@ -126,10 +152,32 @@ class Checkpoint:
 
     @classmethod
     def parse(cls, note: str | bytes) -> Checkpoint:
-        try:
-            text, signatures = parse_note(note)
-        except NoteError as exc:
-            raise CheckpointError(f"not a signed note: {exc}") from None
+        """Parse a checkpoint: one signed note, or several of the same text joined (see
+        the module's docstring); their signatures are merged, duplicates kept once."""
+        if isinstance(note, bytes):
+            try:
+                note = note.decode("utf-8")
+            except UnicodeDecodeError:
+                raise CheckpointError("not a signed note: note is not valid UTF-8") from None
+        if len(note) > MAX_NOTE_BYTES:
+            raise CheckpointError(f"checkpoint of {len(note)} characters is too large")
+        signatures: list[NoteSignature] = []
+        seen: set[NoteSignature] = set()
+        text = ""
+        for number, piece in enumerate(_split_notes(note), start=1):
+            try:
+                piece_text, piece_signatures = parse_note(piece)
+            except NoteError as exc:
+                where = f" (note {number})" if number > 1 else ""
+                raise CheckpointError(f"not a signed note{where}: {exc}") from None
+            if number == 1:
+                text = piece_text
+            elif piece_text != text:
+                raise CheckpointError(f"note {number} of the checkpoint has another text than note 1")
+            for sig in piece_signatures:
+                if sig not in seen:  # the log's signature heads every note
+                    seen.add(sig)
+                    signatures.append(sig)
         lines = text[:-1].split("\n")
         if len(lines) < 3:
             raise CheckpointError("a checkpoint has at least three lines: origin, size, root")
@@ -146,6 +194,34 @@ class Checkpoint:
         if checkpoint.body != text:
             raise CheckpointError("checkpoint text is not in canonical form")
         return checkpoint
+
+
+_SIGNATURE_LINE = "\u2014 "
+
+
+def _split_notes(data: str) -> list[str]:
+    """Cut joined notes apart: a note ends at the first line after its blank line that
+    is not a signature line (a checkpoint's text has no blank line, and its origin
+    cannot start like a signature line)."""
+    pieces: list[str] = []
+    start = 0
+    while True:
+        blank = data.find("\n\n", start)
+        if blank < 0:
+            pieces.append(data[start:])  # parse_note says what is wrong with it
+            return pieces
+        line = blank + 2
+        while line < len(data) and data.startswith(_SIGNATURE_LINE, line):
+            end = data.find("\n", line)
+            if end < 0:
+                line = len(data)
+                break
+            line = end + 1
+        if line >= len(data):
+            pieces.append(data[start:])
+            return pieces
+        pieces.append(data[start:line])
+        start = line
 
 
 def sign_checkpoint(

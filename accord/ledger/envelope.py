@@ -10,13 +10,18 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-import rfc8785
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from accord.ledger.identity import Identity, PublicKeys, b64, unb64
+from constituencies.hashing import canonical_json
 
 ENVELOPE_VERSION = 1
 MAX_ENVELOPE_BYTES = 256 * 1024
+# The chair's signed `session.open` carries the whole session file (so that the ledger
+# alone can be resumed and verified): ~5 MB at 1,000 delegates. Only that one envelope
+# (actor "chair", seq 1, kind "session.open") may be this large; everything else,
+# and every delegate message, keeps MAX_ENVELOPE_BYTES.
+MAX_OPENING_BYTES = 64 * 1024 * 1024
 
 
 class EnvelopeError(ValueError):
@@ -58,13 +63,13 @@ class Envelope(BaseModel):
         return copied
 
     def signing_bytes(self) -> bytes:
-        return rfc8785.dumps(self.model_dump(mode="json", exclude={"sig"}))
+        return canonical_json(self.model_dump(mode="json", exclude={"sig"}))
 
     def canonical(self) -> bytes:
         """The exact bytes stored in the ledger and hashed into it."""
         if self._canonical is not None:
             return self._canonical
-        return rfc8785.dumps(self.model_dump(mode="json"))
+        return canonical_json(self.model_dump(mode="json"))
 
     def verify(self, keys: PublicKeys) -> bool:
         try:
@@ -82,9 +87,10 @@ class Envelope(BaseModel):
         return keys.verify(self.actor, signature, self.signing_bytes())
 
     @classmethod
-    def parse(cls, data: bytes | str) -> Envelope:
-        if len(data) > MAX_ENVELOPE_BYTES:
-            raise EnvelopeError(f"envelope of {len(data)} bytes exceeds {MAX_ENVELOPE_BYTES}")
+    def parse(cls, data: bytes | str, limit: int = MAX_ENVELOPE_BYTES) -> Envelope:
+        """`limit`: MAX_OPENING_BYTES only where a chair's opening is expected."""
+        if len(data) > limit:
+            raise EnvelopeError(f"envelope of {len(data)} bytes exceeds {limit}")
         try:
             env = cls.model_validate(json.loads(data))
             env._wire = data.encode("utf-8") if isinstance(data, str) else bytes(data)

@@ -39,7 +39,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from accord.ledger.checkpoint import (
@@ -52,6 +51,7 @@ from accord.ledger.checkpoint import (
 )
 from accord.ledger.merkle import HASH_SIZE, ProofError, leaf_hash, verify_inclusion
 from accord.ledger.verify import check_envelope
+from constituencies.hashing import canonical_json
 
 __all__ = [
     "EXTENSION",
@@ -166,7 +166,7 @@ class EntryProof:
             if opening is None or opening_hashes is None:
                 raise ValueError("a proof of an entry other than 0 needs the session.open entry and its proof")
             ext["opening"] = {"entry": opening.decode("utf-8"), "proof": [_b64(h) for h in opening_hashes]}
-        return cls(index, tuple(hashes), checkpoint, rfc8785.dumps(ext))
+        return cls(index, tuple(hashes), checkpoint, canonical_json(ext))
 
 
 @dataclass(frozen=True)

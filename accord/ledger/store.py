@@ -176,10 +176,24 @@ class _AutoCheckpoint:
     on_checkpoint: CheckpointHook | None
 
 
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    # Appends touch the same index pages batch after batch: a larger page cache (64 MiB,
+    # the default is 2 MiB) and fewer WAL checkpoints (every 10,000 pages, not 1,000)
+    # should write hot pages back less often. Measured: +27% (median of 3) for plain
+    # sqlite3 inserts, no change for `append_canonical` at 200,000 entries (BENCHMARKS.md).
+    # Durability is unchanged: a commit is in the WAL either way; the WAL file grows to
+    # about 40 MB between checkpoints.
+    "PRAGMA cache_size=-65536",
+    "PRAGMA wal_autocheckpoint=10000",
+)
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    for pragma in SQLITE_PRAGMAS:
+        cursor.execute(pragma)
     cursor.close()
     # The driver would only BEGIN before DML, leaving DDL (migrations) in autocommit;
     # `_sqlite_begin` emits BEGIN itself so every transaction, DDL included, is atomic.

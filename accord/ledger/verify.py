@@ -39,10 +39,9 @@ import multiprocessing
 import os
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Any
 
-import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel
@@ -55,9 +54,10 @@ from accord.ledger.checkpoint import (
     session_verifiers,
     verify_checkpoint,
 )
-from accord.ledger.envelope import MAX_ENVELOPE_BYTES, unsigned_wire
+from accord.ledger.envelope import MAX_ENVELOPE_BYTES, MAX_OPENING_BYTES, unsigned_wire
 from accord.ledger.merkle import MerkleTree
 from accord.ledger.store import Entry
+from constituencies.hashing import canonical_json
 
 OPEN_KIND = "session.open"
 CLOSE_KIND = "session.close"
@@ -72,7 +72,7 @@ CHECKPOINT = "checkpoint"
 
 _FIELDS = frozenset({"v", "session", "actor", "seq", "kind", "body", "ts", "sig"})
 _LEAF_PREFIX = b"\x00"
-_PARALLEL_CHUNKS_PER_WORKER = 4
+_PARALLEL_CHUNKS_PER_WORKER = 16  # small chunks: a process slowed by other jobs takes fewer
 
 
 class Problem(BaseModel):
@@ -137,8 +137,8 @@ def _header(doc: Any) -> tuple[tuple[str, int, str] | None, str | None]:
 def _explain_bad_signature(doc: dict[str, Any], raw: bytes, key: Ed25519PublicKey) -> str:
     """Slow path, failures only: say whether the bytes or the signed content changed."""
     try:
-        canonical = rfc8785.dumps(doc)
-        unsigned = rfc8785.dumps({k: v for k, v in doc.items() if k != "sig"})
+        canonical = canonical_json(doc)
+        unsigned = canonical_json({k: v for k, v in doc.items() if k != "sig"})
     except Exception:  # noqa: BLE001 - e.g. NaN, which JSON allows and RFC 8785 does not
         return "envelope is not in canonical form (it was altered)"
     if canonical == raw:
@@ -154,8 +154,8 @@ def check_envelope(
     raw: bytes, session_id: str, keys: dict[str, Ed25519PublicKey]
 ) -> tuple[tuple[str, int, str] | None, str | None]:
     """Form, session, signer and signature of one stored envelope: (header, problem)."""
-    if len(raw) > MAX_ENVELOPE_BYTES:
-        return None, f"envelope of {len(raw)} bytes exceeds {MAX_ENVELOPE_BYTES}"
+    if len(raw) > MAX_OPENING_BYTES:
+        return None, f"envelope of {len(raw)} bytes exceeds {MAX_OPENING_BYTES}"
     try:
         doc = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -163,6 +163,9 @@ def check_envelope(
     header, problem = _header(doc)
     if header is None:
         return None, problem
+    if len(raw) > MAX_ENVELOPE_BYTES and header != ("chair", 1, "session.open"):
+        # Only the chair's opening (it carries the session file) may exceed the limit.
+        return header, f"envelope of {len(raw)} bytes exceeds {MAX_ENVELOPE_BYTES}"
     if doc["session"] != session_id:
         return header, f"envelope belongs to session {doc['session']!r}"
     key = keys.get(header[0])
@@ -178,7 +181,8 @@ def check_envelope(
     return header, None
 
 
-def _chain_problem(raw: bytes, chain: tuple[str, str, str]) -> str | None:
+def _chain_problem(raw: bytes, chain: tuple[str, str, str], leaf: bytes) -> str | None:
+    """``leaf`` is the envelope's leaf hash, computed once by the caller."""
     prev, stored_entry, stored_leaf = chain
     try:
         computed = hashlib.sha256(bytes.fromhex(prev) + raw).hexdigest()
@@ -186,7 +190,7 @@ def _chain_problem(raw: bytes, chain: tuple[str, str, str]) -> str | None:
         return "its previous-hash column is not a hash"
     if computed != stored_entry:
         return "its entry hash does not match its envelope"
-    if stored_leaf and hashlib.sha256(_LEAF_PREFIX + raw).hexdigest() != stored_leaf:
+    if stored_leaf and leaf.hex() != stored_leaf:
         return "its leaf hash does not match its envelope"
     return None
 
@@ -204,7 +208,7 @@ def _check_chunk(session_id: str, keys: dict[str, str], items: Sequence[Item]) -
         header, problem = check_envelope(raw, session_id, parsed)
         if problem is None and columns is not None and header != tuple(columns):
             problem = "envelope disagrees with its index columns (actor, seq, kind)"
-        out.append((leaf, header, problem, _chain_problem(raw, chain) if chain is not None else None))
+        out.append((leaf, header, problem, _chain_problem(raw, chain, leaf) if chain is not None else None))
     return out
 
 
@@ -213,19 +217,36 @@ def _start_method() -> str:
 
 
 def _run_checks(session_id: str, keys: dict[str, str], items: Sequence[Item], workers: int) -> list[Result]:
+    """Check every item on `workers` processes: this one and `workers - 1` helpers.
+
+    The calling process checks chunks itself rather than wait idle for the helpers (one
+    fewer process to start and to ship entries to); chunks are handed out as processes
+    free up, so a process slowed by other jobs on the machine takes fewer of them."""
     if workers <= 1 or len(items) < 2:
         return _check_chunk(session_id, keys, items)
     size = max(1, -(-len(items) // (workers * _PARALLEL_CHUNKS_PER_WORKER)))
+    starts = range(0, len(items), size)
+    done: list[list[Result] | None] = [None] * len(starts)
+    helpers = workers - 1
     context = multiprocessing.get_context(_start_method())
-    results: list[Result] = []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [
-            pool.submit(_check_chunk, session_id, keys, items[start : start + size])
-            for start in range(0, len(items), size)
-        ]
-        for future in futures:
-            results.extend(future.result())
-    return results
+    with ProcessPoolExecutor(max_workers=helpers, mp_context=context) as pool:
+        pending: dict[Future[list[Result]], int] = {}
+        following = 0
+        while following < len(starts) or pending:
+            # Keep each helper one chunk ahead, so it never waits for this process.
+            while following < len(starts) and len(pending) < 2 * helpers:
+                start = starts[following]
+                pending[pool.submit(_check_chunk, session_id, keys, items[start : start + size])] = following
+                following += 1
+            if following < len(starts):
+                start = starts[following]
+                done[following] = _check_chunk(session_id, keys, items[start : start + size])
+                following += 1
+            else:
+                wait(pending, return_when=FIRST_COMPLETED)
+            for future in [f for f in pending if f.done()]:
+                done[pending.pop(future)] = future.result()
+    return [result for chunk in done for result in chunk or ()]
 
 
 def default_workers(n: int) -> int:

@@ -95,4 +95,8 @@ def read_trail(rows: list[Entry], include_calls: bool = False) -> list[TrailItem
             items.append(TrailItem(**base, offer=body.get("agreement"), detail=body.get("reason")))
         elif row.kind == "call" and include_calls:
             items.append(TrailItem(**base, detail=f"call to {body.get('to')}"))
+        elif row.kind == "calls" and include_calls:  # one call put to many delegates at once
+            to = [str(t) for t in body.get("to", [])]
+            shown = ", ".join(to[:5]) + (f" and {len(to) - 5} more" if len(to) > 5 else "")
+            items.append(TrailItem(**base, detail=f"call to {len(to)} delegates: {shown}"))
     return items

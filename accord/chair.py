@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import heapq
+import json
 import os
 import signal
-from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any, Final
 
 from pydantic import ValidationError
 
@@ -40,6 +42,90 @@ OFFLINE_GRACE_S = float(os.environ.get("ACCORD_OFFLINE_GRACE_S", "5"))
 _CRASH_AFTER_ENTRIES = int(os.environ.get("ACCORD_CRASH_AFTER_ENTRIES", "0") or 0)
 # How long recorded entries may wait in memory before they are appended in one batch.
 FLUSH_INTERVAL_S = float(os.environ.get("ACCORD_LEDGER_FLUSH_S", "0.05"))
+# From this many delegates called at once with the same call, the chair signs, logs and
+# publishes it once, as a `calls` envelope on the broadcast topic (`to`: the list),
+# instead of once per delegate: at 1,000 delegates that is 1 envelope a round, not
+# 1,000. Below it, each delegate gets its own `call` in its inbox (cheap at that size,
+# and each entry of a small session's ledger then reads on its own).
+GROUP_CALLS_FROM = int(os.environ.get("ACCORD_GROUP_CALLS_FROM", "16") or 16)
+# The ids listed in one `calls` envelope, in bytes: it must stay well under
+# MAX_ENVELOPE_BYTES, so a very large group is split into several envelopes.
+_GROUP_IDS_BYTES = 64 * 1024
+# At most this many messages are taken from the inbox at once when they queue up (the
+# chair is the busy one): checked as a batch, then consumed one by one, in order.
+_DRAIN_BURST: Final = 64
+# From this many envelopes in a batch, their signatures are checked in a worker thread
+# (Ed25519 verification releases the GIL): half of the chair's loop at 1,000 delegates,
+# it then overlaps with the MQTT reading and the ledger's appends on the other core.
+# Below it, a thread hop costs about as much as it would save.
+_VERIFY_IN_THREAD_FROM: Final = 8
+
+
+class _InboxEnded:
+    """Put on the chair's inbox when one of its subscriptions ends (with why, if it
+    failed), so that the end or the error reaches the chair's loop."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException | None) -> None:
+        self.error = error
+
+
+_Inbox = asyncio.Queue[Message | _InboxEnded]
+# A message parsed and signature-checked ahead of `Chair._consume`: the envelope (or
+# why it does not parse) and whether its signature verifies (None: not checked, as for
+# an envelope that `_consume` refuses before it gets to the signature).
+_Checked = tuple[Envelope | EnvelopeError, bool | None]
+
+
+class _Deadlines:
+    """Each called delegate's deadline (loop time), and the earliest of them in
+    O(log n): a heap with lazy deletion. The chair asks for the earliest after every
+    message; a min() over 1,000 deadlines per message made a round quadratic."""
+
+    def __init__(self) -> None:
+        self._at: dict[str, float] = {}
+        self._heap: list[tuple[float, str]] = []
+
+    def __contains__(self, delegate: str) -> bool:
+        return delegate in self._at
+
+    def __bool__(self) -> bool:
+        return bool(self._at)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._at))
+
+    def __getitem__(self, delegate: str) -> float:
+        return self._at[delegate]
+
+    def __setitem__(self, delegate: str, deadline: float) -> None:
+        self._at[delegate] = deadline
+        heapq.heappush(self._heap, (deadline, delegate))
+        if len(self._heap) > 4 * len(self._at) + 64:  # too many stale entries: rebuild
+            self._heap = [(t, d) for d, t in self._at.items()]
+            heapq.heapify(self._heap)
+
+    def __delitem__(self, delegate: str) -> None:
+        del self._at[delegate]  # its heap entry goes stale, dropped when it surfaces
+
+    def clear(self) -> None:
+        self._at.clear()
+        self._heap.clear()
+
+    def earliest(self) -> float | None:
+        heap, at = self._heap, self._at
+        while heap and at.get(heap[0][1]) != heap[0][0]:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def due(self, now: float) -> list[str]:
+        """Delegates whose deadline has passed, by id (a fixed order: timeouts are
+        recorded, and a replay must meet them in the same order)."""
+        first = self.earliest()
+        if first is None or first > now:
+            return []
+        return sorted(d for d, t in self._at.items() if t <= now)
 
 
 class Chair:
@@ -56,6 +142,7 @@ class Chair:
         batch_size: int = 512,
         flush_interval_s: float = FLUSH_INTERVAL_S,
         watch_presence: bool = False,
+        group_calls_from: int | None = None,
     ) -> None:
         self.session_id = session_id
         self.protocol = protocol
@@ -71,32 +158,54 @@ class Chair:
         self._buffered_since = 0.0
         self._recorded = 0
         self._next_seq: dict[str, int] = {}
-        self._deadlines: dict[str, float] = {}
+        self._deadlines = _Deadlines()
         self._moves = protocol.move_adapter()
         self._malformed: dict[str, int] = {}
         self._seen: dict[tuple[str, int], bytes] = {}
         self.watch_presence = watch_presence
+        self.group_calls_from = max(2, GROUP_CALLS_FROM if group_calls_from is None else group_calls_from)
         self.offline: set[str] = set()
         self._rejoined: list[str] = []
         self._flushed = 0
+        self._presence_filter = presence_filter(session_id)
+        # The append in progress, if any. The loop goes on checking and recording
+        # messages while SQLite writes the previous batch (in aiosqlite's thread,
+        # waiting on the disk): awaiting each append inline stalled the chair for
+        # every commit. At most one append runs at a time, in recording order, so the
+        # ledger never gets a later batch before an earlier one (a crash still loses
+        # only a tail); what is recorded meanwhile waits for the next batch.
+        self._appending: asyncio.Task[None] | None = None
 
     async def run(self, open_body: dict[str, Any]) -> Ended:
         """Open the session and run the protocol to its end."""
-        async with self._inputs() as inbox:
-            raw = await self._announce("session.open", open_body)
-            # Retained, so that a delegate process that (re)joins later finds the opening.
+        async with self._inputs() as inputs:
+            env = self.signer.seal("session.open", open_body)
+            raw = env.canonical()
+            self._record(env, raw)
+            # Only on its own retained topic, which delegates in other processes read
+            # (a late or restarted one too), not also on the broadcast topic: it carries
+            # the whole session file, megabytes for a large session.
             await self.bus.publish(chair_topic(self.session_id, "open"), raw, retain=True)
             await self._dispatch(self.protocol.start())
-            return await self._loop(inbox)
+            return await self._loop(inputs)
 
     @contextlib.asynccontextmanager
-    async def _inputs(self) -> AsyncIterator[AsyncIterator[Message]]:
-        """The delegates' outboxes and, with delegates in other processes, their presence."""
+    async def _inputs(self) -> AsyncIterator[tuple[_Inbox, int]]:
+        """The delegates' outboxes and, with delegates in other processes, their presence,
+        as one queue (and how many subscriptions feed it). A queue, so that the loop can
+        take every message already there without a task and a wait per message."""
         async with contextlib.AsyncExitStack() as stack:
             subs = [await stack.enter_async_context(self.bus.subscribe(outboxes_filter(self.session_id)))]
             if self.watch_presence:
                 subs.append(await stack.enter_async_context(self.bus.subscribe(presence_filter(self.session_id))))
-            yield subs[0] if len(subs) == 1 else _merged(subs)
+            inbox: _Inbox = asyncio.Queue()
+            pumps = [asyncio.ensure_future(_pump(sub, inbox)) for sub in subs]
+            try:
+                yield inbox, len(pumps)
+            finally:
+                for pump in pumps:
+                    pump.cancel()
+                await asyncio.gather(*pumps, return_exceptions=True)
 
     async def resume(self, rows: Sequence[Entry]) -> Ended:
         """Rebuild the protocol from a crashed session's ledger, then carry on.
@@ -106,10 +215,10 @@ class Chair:
         had when the last entry was written. Calls still pending are issued again.
         """
         self.replay(rows)
-        async with self._inputs() as inbox:
+        async with self._inputs() as inputs:
             await self._announce("session.resume", {"after_entry": len(rows) - 1})
             await self._dispatch(list(self.protocol.pending))
-            return await self._loop(inbox)
+            return await self._loop(inputs)
 
     def replay(self, rows: Sequence[Entry]) -> None:
         self.protocol.start()
@@ -121,43 +230,77 @@ class Chair:
                     self._apply_timeout(env.body["delegate"])
                 continue
             self._next_seq[env.actor] = env.seq + 1
-            self._seen[(env.actor, env.seq)] = hashlib.sha256(env.signing_bytes()).digest()
+            stored = row.envelope if isinstance(row.envelope, bytes) else row.envelope.encode("utf-8")
+            self._seen[(env.actor, env.seq)] = hashlib.sha256(stored).digest()
             self._apply(env)
         self._recorded = len(rows)
 
-    async def _loop(self, inbox: Any) -> Ended:
+    async def _loop(self, inputs: tuple[_Inbox, int]) -> Ended:
         loop = asyncio.get_running_loop()
-        messages = aiter(inbox)
-        waiting: asyncio.Task[Message] | None = None
-        while not self.protocol.done:
-            if waiting is None:
-                waiting = asyncio.ensure_future(anext(messages))
-            # Appends are batched: at most `flush_interval_s` of entries wait in memory,
-            # and a crash loses only an unflushed tail, never a middle.
-            now = loop.time()
-            if self._buffer and (
-                len(self._buffer) >= self.batch_size
-                or now - self._buffered_since >= self.flush_interval_s
-            ):
-                await self._flush()
-            timeout = self._next_deadline(now)
-            if self._buffer:
-                flush_in = self._buffered_since + self.flush_interval_s - now
-                timeout = flush_in if timeout is None else min(timeout, flush_in)
-            done, _ = await asyncio.wait({waiting}, timeout=max(0.0, timeout) if timeout is not None else None)
-            if not done:
-                await self._dispatch(self._expire(loop.time()))
-                continue
-            try:
-                message = waiting.result()
-            except StopAsyncIteration:
-                raise RuntimeError("the bus closed before the session ended") from None
-            waiting = None
-            await self._dispatch(self._consume(message))
-            while self._rejoined:
-                await self._resync(self._rejoined.pop(0))
-        if waiting is not None:
-            waiting.cancel()
+        inbox, feeds = inputs
+        waiting: asyncio.Task[Message | _InboxEnded] | None = None
+        try:
+            while not self.protocol.done:
+                # Appends are batched: at most `flush_interval_s` of entries wait in
+                # memory (longer only while the previous append is still running), and
+                # a crash loses only an unflushed tail, never a middle.
+                now = loop.time()
+                self._check_append()
+                if self._buffer and self.flush_interval_s <= 0:
+                    # No time in memory allowed: each entry is in the ledger before the
+                    # chair reads on (slow; crash tests use it to stop at a given entry).
+                    await self._flush()
+                elif self._buffer and self._appending is None and (
+                    len(self._buffer) >= self.batch_size
+                    or now - self._buffered_since >= self.flush_interval_s
+                ):
+                    self._start_append()
+                timeout = self._next_deadline(now)
+                if timeout is not None and timeout <= 0:
+                    await self._dispatch(self._expire(now))
+                    continue
+                items: list[Message | _InboxEnded]
+                if waiting is None and not inbox.empty():
+                    # A backlog (the chair is the busy one): take what is there at once,
+                    # no task nor wait per message. The inbox fills only while this
+                    # loop awaits, so the reader is not starved.
+                    items = [inbox.get_nowait() for _ in range(min(inbox.qsize(), _DRAIN_BURST))]
+                else:
+                    if waiting is None:
+                        waiting = asyncio.ensure_future(inbox.get())
+                    wake: set[asyncio.Future[Any]] = {waiting}
+                    if self._appending is not None:
+                        wake.add(self._appending)  # its end may let the next batch go
+                    elif self._buffer:
+                        flush_in = self._buffered_since + self.flush_interval_s - now
+                        timeout = flush_in if timeout is None else min(timeout, flush_in)
+                    await asyncio.wait(
+                        wake,
+                        timeout=None if timeout is None else max(0.0, timeout),
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                    if not waiting.done():
+                        await self._dispatch(self._expire(loop.time()))
+                        continue
+                    items = [waiting.result()]
+                    waiting = None
+                checked = await self._check_signatures(items)
+                for item, pre in zip(items, checked, strict=True):
+                    if isinstance(item, _InboxEnded):
+                        if item.error is not None:
+                            raise item.error
+                        feeds -= 1
+                        if feeds == 0:
+                            raise RuntimeError("the bus closed before the session ended")
+                        continue
+                    if self.protocol.done:
+                        break  # as before: what arrives after the end is not recorded
+                    await self._dispatch(self._consume(item, pre))
+                    while self._rejoined:
+                        await self._resync(self._rejoined.pop(0))
+        finally:
+            if waiting is not None:
+                waiting.cancel()
         ended = self.protocol.ended
         assert ended is not None
         await self._announce("session.close", {"reason": ended.reason})
@@ -165,14 +308,19 @@ class Chair:
         return ended
 
     def _next_deadline(self, now: float) -> float | None:
-        if not self._deadlines:
-            return None
-        return max(0.0, min(self._deadlines.values()) - now)
+        first = self._deadlines.earliest()
+        return None if first is None else max(0.0, first - now)
 
     def _expire(self, now: float) -> list[ChairEvent]:
+        due = self._deadlines.due(now)
+        # Deadlines are dropped eagerly only for the mover and at calls (`_dispatch`),
+        # so first drop those whose call the protocol no longer awaits: not missed.
+        for delegate in due:
+            if not self.protocol.awaits(delegate):
+                del self._deadlines[delegate]
         events: list[ChairEvent] = []
-        for delegate, deadline in sorted(self._deadlines.items()):
-            if deadline <= now:
+        for delegate in due:
+            if delegate in self._deadlines:
                 del self._deadlines[delegate]
                 events.extend(self._timeout(delegate, "no answer in time"))
         return events
@@ -180,15 +328,52 @@ class Chair:
     def _apply_timeout(self, delegate: str) -> list[ChairEvent]:
         return self.protocol.timeout(delegate)
 
-    def _consume(self, message: Message) -> list[ChairEvent]:
-        """Check a delegate's message; record it; feed its move to the protocol."""
-        if topic_matches(presence_filter(self.session_id), message.topic):
+    async def _check_signatures(self, items: Sequence[Message | _InboxEnded]) -> list[_Checked | None]:
+        """Parse a batch of delegate messages and verify their signatures, in a worker
+        thread when there are enough of them (see `_VERIFY_IN_THREAD_FROM`); None for
+        what `_consume` checks itself (presence, the ends of subscriptions, small
+        batches). Only the work moves: `_consume` still applies every check, in the same
+        order and with the same outcome, one message at a time."""
+        envs: list[Envelope | EnvelopeError | None] = []
+        for item in items:
+            if isinstance(item, _InboxEnded) or topic_matches(self._presence_filter, item.topic):
+                envs.append(None)
+                continue
+            try:
+                envs.append(Envelope.parse(item.payload))
+            except EnvelopeError as exc:
+                envs.append(exc)
+        signed = [e for e in envs if isinstance(e, Envelope) and e.actor in self.keys]
+        if len(signed) < _VERIFY_IN_THREAD_FROM:
+            return [None if e is None else (e, None) for e in envs]
+        keys = self.keys
+        # Each envelope is verified by exactly one thread at a time (this one waits), and
+        # `PublicKeys` only caches parsed keys: nothing is shared while it runs.
+        results = await asyncio.to_thread(lambda: [e.verify(keys) for e in signed])
+        verified = {id(e): ok for e, ok in zip(signed, results, strict=True)}
+        return [
+            None if e is None else (e, verified.get(id(e)) if isinstance(e, Envelope) else None)
+            for e in envs
+        ]
+
+    def _consume(self, message: Message, pre: _Checked | None = None) -> list[ChairEvent]:
+        """Check a delegate's message; record it; feed its move to the protocol.
+        `pre`: the envelope parsed and its signature checked ahead, by `_check_signatures`."""
+        if topic_matches(self._presence_filter, message.topic):
             return self._presence(message)
-        try:
-            env = Envelope.parse(message.payload)
-        except EnvelopeError as exc:
-            self._record_refused(message, str(exc))
-            return []
+        if pre is None:
+            try:
+                env = Envelope.parse(message.payload)
+            except EnvelopeError as exc:
+                self._record_refused(message, str(exc))
+                return []
+            verified: bool | None = None
+        else:
+            parsed, verified = pre
+            if isinstance(parsed, EnvelopeError):
+                self._record_refused(message, str(parsed))
+                return []
+            env = parsed
         topic_sender = message.topic.split("/")[-2]
         if env.session != self.session_id:
             self._record_refused(message, f"envelope for session {env.session!r}")
@@ -199,11 +384,15 @@ class Chair:
         if env.actor not in self.keys:
             self._record_refused(message, f"unknown sender {env.actor!r}")
             return []
-        if not env.verify(self.keys):
+        if not (env.verify(self.keys) if verified is None else verified):
             self._record_refused(message, f"bad signature from {env.actor!r}")
             return []
         expected = self._next_seq.get(env.actor, 1)
-        digest = hashlib.sha256(env.signing_bytes()).digest()
+        # Of the canonical bytes (the received ones, once `verify` proved them canonical:
+        # no re-serialising), as `replay` takes them from the ledger. Ed25519 signatures
+        # are deterministic, so the same message always has the same bytes.
+        raw = env.canonical()
+        digest = hashlib.sha256(raw).digest()
         if env.seq < expected and self._seen.get((env.actor, env.seq)) == digest:
             # The same message again: a QoS 1 redelivery or a replay. Either way it is
             # not applied twice; the refusal is logged, the original stays the record.
@@ -219,8 +408,11 @@ class Chair:
             return []
         self._next_seq[env.actor] = expected + 1
         self._seen[(env.actor, env.seq)] = digest
-        self._record(env, env.canonical())
-        return self._apply(env)
+        self._record(env, raw)
+        events = self._apply(env)
+        if not events and env.actor in self._deadlines and not self.protocol.awaits(env.actor):
+            del self._deadlines[env.actor]  # answered: its clock stops (see `_dispatch`)
+        return events
 
     def _presence(self, message: Message) -> list[ChairEvent]:
         """A host came or went. Going offline is an absence now, not at the turn's end;
@@ -264,12 +456,21 @@ class Chair:
         """Send a rejoining delegate what it needs to rebuild its state, then its call."""
         await self._flush()
         rows = await self.ledger.entries(self.session_id)
-        mine = [
-            r.envelope
-            for r in rows
-            if r.actor == delegate
-            or (r.actor == CHAIR and r.kind in ("call", "rejection") and r.body.get("to") == delegate)
-        ]
+        mine: list[str] = []
+        for r in rows:
+            if r.actor == delegate or (
+                r.actor == CHAIR and r.kind in ("call", "rejection") and r.body.get("to") == delegate
+            ):
+                mine.append(r.envelope)
+            elif r.actor == CHAIR and r.kind == "calls" and delegate in r.body.get("to", ()):
+                # Only this delegate's part of a call to many: the whole list of ids, once
+                # per round, would soon outgrow the resync envelope. The copy no longer
+                # matches its signature; the delegate trusts it as part of the chair's
+                # signed resync (it replays the history it is sent, see DelegateRunner).
+                doc = json.loads(r.envelope)
+                doc["body"] = doc["body"] | {"to": [delegate]}
+                mine.append(json.dumps(doc))
+
         await self._send(delegate_inbox(self.session_id, delegate), "resync", {"entries": mine})
         await self._dispatch([call for call in self.protocol.pending if call.to == delegate])
 
@@ -308,22 +509,66 @@ class Chair:
         loop = asyncio.get_running_loop()
         # A deadline lasts while its call is pending: an answered call's clock stops, an
         # illegal answer leaves it running (unless the protocol calls afresh, below).
-        waiting_on = {call.to for call in self.protocol.pending}
-        for delegate in [d for d in self._deadlines if d not in waiting_on]:
-            del self._deadlines[delegate]
+        # Swept here only when the protocol said something: a move it takes silently
+        # (most votes of a round) stops just the mover's clock, in `_consume`, since a
+        # sweep per move costs O(delegates); `_expire` ignores any deadline left stale.
+        if events:
+            waiting_on = {call.to for call in self.protocol.pending}
+            for delegate in [d for d in self._deadlines if d not in waiting_on]:
+                del self._deadlines[delegate]
+        groups = self._group_calls(events)
         for event in events:
-            body = event.model_dump(mode="json")
             if isinstance(event, Call):
                 # A delegate known to be offline gets only a short grace to come back.
+                # Deadlines stay per delegate, whether its call came alone or in a group.
                 grace = OFFLINE_GRACE_S if event.to in self.offline else self.turn_timeout_s
                 self._deadlines[event.to] = loop.time() + grace
-                await self._send(delegate_inbox(self.session_id, event.to), "call", body)
-            elif isinstance(event, Rejection):
+                group = groups.get(id(event))
+                if group is None:
+                    body = event.model_dump(mode="json")
+                    await self._send(delegate_inbox(self.session_id, event.to), "call", body)
+                elif group:  # the group's first call carries it; the others are in it
+                    for chunk in group:
+                        await self._announce("calls", chunk)
+                continue
+            body = event.model_dump(mode="json")
+            if isinstance(event, Rejection):
                 await self._send(delegate_inbox(self.session_id, event.to), "rejection", body)
             else:
                 if isinstance(event, Ended):
                     self._deadlines.clear()
                 await self._announce(event.kind, body)
+
+    def _group_calls(self, events: list[ChairEvent]) -> dict[int, list[dict[str, Any]]]:
+        """Calls that are the same but for `to`, from `group_calls_from` of them on: the
+        `calls` bodies to send instead (keyed by the first call's id; its fellows map to
+        an empty list). Calls outside a large enough group are not in the result."""
+        calls = [e for e in events if isinstance(e, Call)]
+        if len(calls) < self.group_calls_from:
+            return {}
+        alike: dict[str, list[Call]] = {}
+        for call in calls:
+            same = call.model_dump_json(exclude={"to"})  # fields in declared order: a stable key
+            alike.setdefault(same, []).append(call)
+        groups: dict[int, list[dict[str, Any]]] = {}
+        for members in alike.values():
+            if len(members) < self.group_calls_from:
+                continue
+            shared = members[0].model_dump(mode="json", exclude={"to"})
+            chunks: list[dict[str, Any]] = []
+            ids: list[str] = []
+            size = 0
+            for call in members:
+                if ids and size + len(call.to) + 3 > _GROUP_IDS_BYTES:
+                    chunks.append({"to": ids} | shared)
+                    ids, size = [], 0
+                ids.append(call.to)
+                size += len(call.to) + 3
+            chunks.append({"to": ids} | shared)
+            groups[id(members[0])] = chunks
+            for call in members[1:]:
+                groups[id(call)] = []
+        return groups
 
     async def _announce(self, kind: str, body: dict[str, Any]) -> bytes:
         return await self._send(broadcast_topic(self.session_id), kind, body)
@@ -343,36 +588,46 @@ class Chair:
             self.progress(SessionEvent(self._recorded, env.kind, env.actor, env.body))
         self._recorded += 1
 
+    def _start_append(self) -> None:
+        """Hand what is buffered to the ledger in the background (see `_appending`)."""
+        assert self._appending is None
+        batch, self._buffer = self._buffer, []
+        self._appending = asyncio.ensure_future(self._append(batch))
+
+    def _check_append(self) -> None:
+        """Forget a finished append; if it failed, fail here, in the chair's loop."""
+        task = self._appending
+        if task is not None and task.done():
+            self._appending = None
+            task.result()  # a refused append (LedgerError) ends the session, as before
+
+    async def _append(self, batch: list[tuple[Envelope, bytes]]) -> None:
+        await self.ledger.append_canonical(self.session_id, batch)
+        self._flushed += len(batch)
+        if 0 < _CRASH_AFTER_ENTRIES <= self._flushed:
+            # Fault injection for crash tests: die as abruptly as a power cut would.
+            os.kill(os.getpid(), signal.SIGKILL)
+
     async def _flush(self) -> None:
+        """Return once everything recorded so far is in the ledger."""
+        if self._appending is not None:
+            await asyncio.wait({self._appending})
+            self._check_append()
         if self._buffer:
-            batch, self._buffer = self._buffer, []
-            await self.ledger.append_canonical(self.session_id, batch)
-            self._flushed += len(batch)
-            if 0 < _CRASH_AFTER_ENTRIES <= self._flushed:
-                # Fault injection for crash tests: die as abruptly as a power cut would.
-                os.kill(os.getpid(), signal.SIGKILL)
+            self._start_append()
+            assert self._appending is not None
+            await asyncio.wait({self._appending})
+            self._check_append()
 
 
-async def _merged(subscriptions: list[Any]) -> AsyncIterator[Message]:
-    """Messages of several subscriptions, as they come."""
-    queue: asyncio.Queue[Message | None] = asyncio.Queue()
-
-    async def pump(sub: Any) -> None:
-        try:
-            async for message in sub:
-                await queue.put(message)
-        finally:
-            await queue.put(None)
-
-    tasks = [asyncio.ensure_future(pump(sub)) for sub in subscriptions]
+async def _pump(subscription: Any, inbox: _Inbox) -> None:
+    """Feed one subscription's messages to the chair's inbox, then how it ended."""
+    error: BaseException | None = None
     try:
-        ended = 0
-        while ended < len(tasks):
-            message = await queue.get()
-            if message is None:
-                ended += 1
-                continue
-            yield message
-    finally:
-        for task in tasks:
-            task.cancel()
+        async for message in subscription:
+            inbox.put_nowait(message)  # unbounded, as the subscription's own FIFO is
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - handed to the chair's loop, which raises it
+        error = exc
+    inbox.put_nowait(_InboxEnded(error))

@@ -169,7 +169,9 @@ def delegate(
 ) -> None:
     """Run one or more delegates for a session whose chair runs elsewhere."""
     try:
-        plan, _ = load_plan(file)
+        # The whole file is validated and hashed (the hash must match the chair's
+        # opening), but only this host's delegates are built.
+        plan, _ = load_plan(file, only=as_)
     except SessionFileError as exc:
         _fail(str(exc))
         raise

@@ -376,6 +376,7 @@ def estimate_session(
 
     from delegates import llm_prompt as prompts
     from delegates.llm import LLMOptions, registered_model, utility_report
+    from accord.delegate_runner import call_for
     from protocols.events import Call
 
     captured: dict[tuple[str, ...], int] = {}
@@ -412,6 +413,9 @@ def estimate_session(
             kind, actor, body = _row_parts(row)
             if actor == "chair" and kind == "call":
                 pending[body["to"]] = Call.model_validate(body)
+            elif actor == "chair" and kind == "calls":  # one call to many delegates
+                for to in body.get("to", []):
+                    pending[to] = Call.model_validate(call_for(kind, body, to))
             elif actor == "chair" and kind == "rejection" and body.get("to") in strategies:
                 strategies[body["to"]].observe_rejection(str(body.get("reason", "")))
             elif kind == "move" and actor in pending:

@@ -31,7 +31,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from accord.bus import open_bus
 from accord.bus.topics import chair_topic, presence_filter
 from accord.chair import CHAIR, Chair
-from accord.delegate_runner import DelegateRunner
+from accord.delegate_runner import ChairWords, DelegateRunner
 from accord.keystore import KeyStore
 from accord.ledger import Ledger, PublicKeys, Signer
 from accord.presence import GROUP_HOST_PREFIX, Presence, speaks_for
@@ -142,7 +142,10 @@ async def host_delegates(
     known = {p.id: p for p in plan.participants}
     unknown = [d for d in delegate_ids if d not in known]
     if unknown:
-        raise HostError(f"no delegate {', '.join(unknown)} in this session file (known: {', '.join(known)})")
+        # The plan may hold only this host's delegates (`build_plan(only=...)`): name
+        # every constituency of the file, not just the ones built.
+        ids = ", ".join(c.id for c in plan.spec.constituencies)
+        raise HostError(f"no delegate {', '.join(unknown)} in this session file (known: {ids})")
     host = host or (
         delegate_ids[0] if len(delegate_ids) == 1 else f"{GROUP_HOST_PREFIX}{delegate_ids[0]}-{len(delegate_ids)}"
     )
@@ -151,6 +154,7 @@ async def host_delegates(
     online = Presence(host=host, status="online", delegates=public, spec_hash=plan.spec_hash)
     will = online.model_copy(update={"status": "offline"}).message(session_id)
     async with open_bus(with_client_id(bus_url, f"accord-{session_id}-{host}"), will=will) as bus:
+        words = ChairWords()  # one parse of each chair message (the opening too) per host
         runners = [
             DelegateRunner(
                 session_id,
@@ -161,6 +165,7 @@ async def host_delegates(
                 known[d].model.hash,
                 spec_hash=plan.spec_hash,
                 expect_resync=existed,
+                words=words,
             )
             for d, (identity, existed) in identities.items()
         ]

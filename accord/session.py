@@ -12,7 +12,7 @@ from typing import Any
 from accord.bus import open_bus
 from accord.bus.topics import chair_topic
 from accord.chair import CHAIR, Chair
-from accord.delegate_runner import DelegateRunner
+from accord.delegate_runner import ChairWords, DelegateRunner
 from accord.keystore import KeyStore
 from accord.ledger import Entry, Identity, Ledger, PublicKeys, Signer, verify_entries
 from accord.ledger.store import CHECKPOINT_EVERY
@@ -191,6 +191,7 @@ async def _drive(
     keys = {actor: i.public_key for actor, i in identities.items()}
     chair_keys = PublicKeys({CHAIR: keys[CHAIR]})
     async with open_bus(bus_url) as bus:
+        words = ChairWords()  # every chair message parsed and checked once, not per delegate
         runners = [
             DelegateRunner(
                 session_id,
@@ -199,6 +200,7 @@ async def _drive(
                 chair_keys,
                 bus,
                 p.model.hash,
+                words=words,
             )
             for p in plan.participants
         ]

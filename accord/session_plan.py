@@ -7,7 +7,9 @@ never touched by a session that cannot start.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ from pydantic import ValidationError
 from accord import plugins
 from accord.ratification import Ask, RecordedRatifier
 from accord.session_file import SessionFileError, SessionSpec, load_session
-from constituencies import Constituency, ValueModel
+from constituencies import Assessment, Constituency, ValueModel
 from constituencies.hashing import content_hash
 from delegates.base import DelegateView, Strategy
 from delegates.delegate import Delegate, Ratifier
@@ -44,9 +46,15 @@ class SessionPlan:
     protocol_cls: type[Protocol]
     protocol_params: ProtocolParams
     participants: list[Participant]
+    # The delegates built, when not all of them (`build_plan(only=...)`, a delegate
+    # host's plan); None when every constituency has its participant.
+    hosted: frozenset[str] | None = None
 
-    @property
+    @cached_property
     def spec_hash(self) -> str:
+        # Hashing the whole session file costs seconds at 1,000 delegates, and a host
+        # reads it once per delegate it runs: compute it once per plan. A plan's spec
+        # is never replaced (SessionSpec is frozen), so the hash cannot go stale.
         return content_hash(self.spec)
 
     def participant(self, delegate_id: str) -> Participant:
@@ -56,6 +64,10 @@ class SessionPlan:
         raise KeyError(delegate_id)
 
     def new_protocol(self) -> Protocol:
+        if self.hosted is not None:
+            # A host's plan lacks the other delegates: a protocol run from it would
+            # silently leave them out. Only the chair's (whole) plan runs a protocol.
+            raise ValueError("a plan built for some delegates only cannot run the protocol")
         return self.protocol_cls(
             [p.id for p in self.participants], self.agenda, self.protocol_params, self.spec.seed
         )
@@ -69,9 +81,21 @@ def _errors(prefix: str, exc: ValidationError) -> list[str]:
 
 
 def build_plan(
-    spec: SessionSpec, source: str = "<session>", ratifier: Ratifier | None = None
+    spec: SessionSpec,
+    source: str = "<session>",
+    ratifier: Ratifier | None = None,
+    only: Collection[str] | None = None,
 ) -> SessionPlan:
-    """Instantiate protocol parameters, value models, strategies and delegates."""
+    """Instantiate protocol parameters, value models, strategies and delegates.
+
+    With `only`, just those delegates (a delegate host's): the spec itself was validated
+    whole when it was loaded, and its hash covers the whole file, but the value models,
+    outcome spaces and strategies of the others are left to their own hosts (at 1,000
+    delegates, building all of them in each of ten hosts was most of their start-up).
+    Ids in `only` that name no constituency are not an error here (the caller reports
+    them); the protocol's parameters are still checked against every constituency.
+    """
+    wanted = None if only is None else frozenset(only)
     problems: list[str] = []
     agenda = spec.agenda_model
     try:
@@ -95,8 +119,18 @@ def build_plan(
             problems.extend(_errors("protocol", exc))
     participants: list[Participant] = []
     outcomes = list(agenda.outcomes())  # one copy, shared by every delegate's ranking
+    # Each value model keeps the assessments of its own cards. Handing each one all of
+    # them to filter was quadratic: 1,000 constituencies x 36,000 assessments took ~9 s.
+    # Grouped by card once, each gets its own (in file order, as the filter kept them).
+    by_card: dict[str, list[tuple[int, Assessment]]] = {}
+    for n, assessment in enumerate(spec.assessments):
+        by_card.setdefault(assessment.card, []).append((n, assessment))
     for constituency in spec.constituencies:
-        model = ValueModel(constituency, spec.assessments, agenda.issue_contexts)
+        if wanted is not None and constituency.id not in wanted:
+            continue
+        cards = {c.id for c in constituency.cards}
+        own = [a for _, a in sorted((x for card in cards for x in by_card.get(card, ())), key=lambda x: x[0])]
+        model = ValueModel(constituency, own, agenda.issue_contexts)
         dspec = spec.delegate_spec(constituency.id)
         where = f"delegates.{constituency.id}"
         try:
@@ -125,17 +159,23 @@ def build_plan(
     if protocol_cls is not None and params is not None and not problems:
         # Parameters that depend on the agenda or the participants are checked by the
         # protocol's constructor: try it now, before anything touches the ledger.
+        # A partial plan checks them against every constituency, as the chair will run
+        # it (the chair's own plan also refuses constituencies no outcome can satisfy).
+        ids = [p.id for p in participants] if wanted is None else [c.id for c in spec.constituencies]
         try:
-            protocol_cls([p.id for p in participants], agenda, params, spec.seed)
+            protocol_cls(ids, agenda, params, spec.seed)
         except (ValueError, KeyError) as exc:
             problems.append(f"protocol: {exc}")
     if problems:
         raise SessionFileError(source, problems)
     assert protocol_cls is not None and params is not None
-    return SessionPlan(spec, source, agenda, protocol_cls, params, participants)
+    return SessionPlan(spec, source, agenda, protocol_cls, params, participants, wanted)
 
 
-def load_plan(path: str | Path, ask: Ask | None = None) -> tuple[SessionPlan, Any]:
-    """Load and build; `ask` is how to ask constituents about undecided ratifications."""
+def load_plan(
+    path: str | Path, ask: Ask | None = None, only: Collection[str] | None = None
+) -> tuple[SessionPlan, Any]:
+    """Load and build; `ask` is how to ask constituents about undecided ratifications;
+    `only`, the delegates to build (see `build_plan`). The file is validated whole, once."""
     spec, raw = load_session(path)
-    return build_plan(spec, str(path), RecordedRatifier(spec.ratifications, ask)), raw
+    return build_plan(spec, str(path), RecordedRatifier(spec.ratifications, ask), only), raw

@@ -35,7 +35,7 @@ class LiveProgress:
 
     def __call__(self, event: SessionEvent) -> None:
         body = event.body
-        if event.kind == "call":
+        if event.kind in ("call", "calls"):  # `calls`: one call to many delegates
             self.round = body["round"]
             self.deadline = body["deadline_round"]
         elif event.kind == "move":

@@ -35,24 +35,28 @@ hash chain, Merkle tree and checkpoints), and the memory and MQTT outcomes of ea
 are compared. `--profile N` adds a cProfile run of the chair process (memory and mqtt)
 at size N, outside the timed runs, and prints its top functions.
 
-The signed `session.open` entry carries the whole session file, and Accord refuses
-envelopes over `MAX_ENVELOPE_BYTES` (256 KiB) when it parses or verifies them; with
-these cards and assessments the opening passes that size at about N = 52. As shipped,
-a delegate in another process then drops the opening, never learns the chair's key and
-answers nothing, so such an MQTT cell is skipped with the reason (`--force` runs it
-anyway), and a memory run's ledger fails verification at entry 0. (A memory run's final
-checkpoint is also co-signed by every delegate, and a signed note may carry at most 100
-signatures, so from N = 100 it fails verification there too.)
+The signed `session.open` entry carries the whole session file (5 MB at N = 1000).
+Accord refuses envelopes over `MAX_ENVELOPE_BYTES` (256 KiB), except the chair's
+opening, which may be up to `MAX_OPENING_BYTES` (64 MiB); a delegate host parses it
+once for all its delegates and keeps only the keys and the file's hash (it validates
+and hashes the whole session file once, but builds only its own delegates). Calls the
+protocol makes to many delegates at once go out as one `calls` envelope per round on
+the broadcast topic (`accord.chair.GROUP_CALLS_FROM`, 16), so a round of N delegates is
+one chair envelope and N delegate moves. An MQTT cell whose opening exceeds
+`MAX_OPENING_BYTES` is skipped with the reason (`--force` runs it anyway). A memory
+run's final checkpoint is co-signed by every delegate, and a signed note may carry at
+most 100 signatures, so from N = 100 it may fail verification there (being fixed in
+the ledger); `accord run --bus mqtt://` seals without co-signers.
 
-Three opt-in what-ifs, applied in every process of a run (this script's and, through a
-`sitecustomize` module put on PYTHONPATH in the temporary directory, the chair's and the
-delegate hosts') without touching Accord's files, to measure what the rest costs:
-`--lift-envelope-limit` raises the limit to 64 MiB (at N = 1000 this runs out of memory:
-every delegate runner parses the 5 MB opening into ~23 MB of objects and keeps it);
-`--slim-opening` leaves the session file out of the opening (its `spec_hash` stays,
-which delegates check against their own copy), so the opening fits the limit; and
-`--cache-spec-hash` computes `SessionPlan.spec_hash` once per plan instead of on every
-access (a delegate host hashes the whole session file once per delegate it runs).
+Three opt-in what-ifs from before these changes, applied in every process of a run
+(this script's and, through a `sitecustomize` module put on PYTHONPATH in the temporary
+directory, the chair's and the delegate hosts') without touching Accord's files:
+`--lift-envelope-limit` raises `MAX_ENVELOPE_BYTES` to 64 MiB; `--slim-opening` leaves
+the session file out of the opening (its `spec_hash` stays); `--cache-spec-hash` is now
+a no-op (`SessionPlan.spec_hash` is computed once per plan).
+
+Throughput is given two ways: ledger entries per second, and delegate messages (signed
+by a delegate, sent over the bus, checked and logged by the chair) per second.
 
 Outcomes are compared as the agreement, round and reason, and as a digest of every
 delegate move (actor, sequence number, move): equal digests mean every vote was the same.
@@ -70,6 +74,7 @@ import os
 import pstats
 import random
 import re
+import resource
 import signal
 import statistics
 import subprocess
@@ -302,6 +307,9 @@ async def analyse_ledger(path: Path, session_id: str | None = None) -> dict[str,
         kinds[env["kind"]] = kinds.get(env["kind"], 0) + 1
         if env["actor"] == "chair" and env["kind"] == "call":
             last_call[env["body"]["to"]] = ts
+        elif env["actor"] == "chair" and env["kind"] == "calls":  # one call to many delegates
+            for to in env["body"]["to"]:
+                last_call[to] = ts
         elif env["actor"] != "chair" and env["kind"] == "move" and env["actor"] in last_call:
             latencies.append(ts - last_call[env["actor"]])
     first = None if report.ok else report.first
@@ -314,6 +322,9 @@ async def analyse_ledger(path: Path, session_id: str | None = None) -> dict[str,
         "first_ts": min(stamps) if stamps else None,
         "last_ts": max(stamps) if stamps else None,
         "msgs_per_s": len(rows) / span if span > 0 else float("nan"),
+        # Delegate envelopes (signed, sent over the bus, checked and logged by the chair)
+        # per second: the throughput figure that does not shrink when calls are grouped.
+        "delegate_msgs_per_s": sum(1 for e in envelopes if e["actor"] != "chair") / span if span > 0 else float("nan"),
         "rtt_p50_ms": statistics.median(latencies) * 1000 if latencies else float("nan"),
         "rtt_p99_ms": percentile(latencies, 99) * 1000 if latencies else float("nan"),
         "moves": len(latencies),
@@ -378,6 +389,7 @@ def memory_worker(file: Path, ledger_path: Path, profile: Path | None, bus_url: 
 
 
 _LAUNCHED_AT = 0.0  # wall clock at the last launch: startup = first entry's ts - this
+_LAST_CPU_S = 0.0  # user + system CPU seconds of the last run's processes
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
@@ -393,8 +405,9 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 
 
 def _run(command: list[str], timeout: float, env: dict[str, str]) -> tuple[int | None, str, str, float]:
-    global _LAUNCHED_AT
+    global _LAUNCHED_AT, _LAST_CPU_S
     _LAUNCHED_AT = time.time()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
@@ -406,7 +419,12 @@ def _run(command: list[str], timeout: float, env: dict[str, str]) -> tuple[int |
         _kill_group(proc)
         out, err = proc.communicate()
         code = None
-    return code, out.decode(errors="replace"), err.decode(errors="replace"), time.perf_counter() - started
+    wall = time.perf_counter() - started
+    # CPU of the run's processes (the chair process and the delegate hosts it waited
+    # for; not the broker): against wall time x cores, how busy the machine was for us.
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    _LAST_CPU_S = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return code, out.decode(errors="replace"), err.decode(errors="replace"), wall
 
 
 def _phases(row: dict[str, Any]) -> dict[str, Any]:
@@ -414,6 +432,7 @@ def _phases(row: dict[str, Any]) -> dict[str, Any]:
     if row.get("first_ts") is None:
         return {}
     return {
+        "cpu_s": _LAST_CPU_S,
         "startup_s": row["first_ts"] - _LAUNCHED_AT,
         "teardown_s": _LAUNCHED_AT + row["wall_s"] - row["last_ts"],
     }
@@ -530,7 +549,8 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "failed": len(rows) - len(ok),
         **{
             key: _median(ok, key)
-            for key in ("wall_s", "startup_s", "session_s", "teardown_s", "msgs_per_s", "rtt_p50_ms", "rtt_p99_ms")
+            for key in ("wall_s", "cpu_s", "startup_s", "session_s", "teardown_s", "msgs_per_s", "delegate_msgs_per_s",
+                        "rtt_p50_ms", "rtt_p99_ms")
         },
         "wall_s_all": [round(r["wall_s"], 2) for r in ok],
         "session_s_all": [round(r["session_s"], 2) for r in ok],
@@ -618,7 +638,9 @@ def main() -> None:
         env = what_if_env(
             tmp, LIFTED_LIMIT if args.lift_envelope_limit else 0, args.slim_opening, args.cache_spec_hash
         )
-        from accord.ledger.envelope import MAX_ENVELOPE_BYTES as limit
+        # The chair's opening may be as large as MAX_OPENING_BYTES (it alone carries the
+        # session file); every other envelope keeps MAX_ENVELOPE_BYTES.
+        from accord.ledger.envelope import MAX_OPENING_BYTES as limit
 
         url = None
         if {"mqtt", "mqtt-1proc"} & set(transports):
@@ -641,7 +663,7 @@ def main() -> None:
             for transport in transports:
                 per_process = 1 if n <= 10 else args.per_process
                 if transport == "mqtt" and over and not args.force:
-                    why = (f"session.open is {openings[n]} bytes > MAX_ENVELOPE_BYTES {limit}: delegate "
+                    why = (f"session.open is {openings[n]} bytes > MAX_OPENING_BYTES {limit}: delegate "
                            "processes drop it and never answer (--force runs it, --lift-envelope-limit lifts it)")
                     print(f"  mqtt N={n}: SKIPPED: {why}", flush=True)
                     results[(transport, n)] = {"error": f"skipped: {why}", "wall_s": float("nan")}
@@ -659,8 +681,8 @@ def main() -> None:
                         assert url is not None
                         row = run_mqtt(file, work, url, per_process, args.timeout, env=env)
                     rows.append(row)
-                    keys = ("wall_s", "startup_s", "session_s", "teardown_s", "envelopes", "msgs_per_s",
-                            "rtt_p50_ms", "rtt_p99_ms", "verified", "verify_problem", "reason", "error")
+                    keys = ("wall_s", "cpu_s", "startup_s", "session_s", "teardown_s", "envelopes", "msgs_per_s",
+                            "delegate_msgs_per_s", "rtt_p50_ms", "rtt_p99_ms", "verified", "verify_problem", "reason", "error")
                     brief = {k: (round(v, 3) if isinstance(v, float) else v) for k in keys if (v := row.get(k)) is not None}
                     print(f"  {transport} N={n} run {rep + 1}: {json.dumps(brief, default=str)}", flush=True)
                     if "partial" in row:
@@ -691,23 +713,24 @@ def main() -> None:
 
     print()
     print(
-        "| transport | N | delegates per process | wall s | startup s | session s (first to last ts) "
-        "| teardown s | envelopes | msg/s | call->move p50 ms | p99 ms | ledger verifies | outcome |"
+        "| transport | N | delegates per process | wall s | CPU s (ours, all cores) | startup s | session s (first to last ts) "
+        "| teardown s | envelopes | entries/s | delegate msg/s | call->move p50 ms | p99 ms | ledger verifies | outcome |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
     for n in sizes:
         for transport in transports:
             s = results[(transport, n)]
             if "error" in s:
-                print(f"| {transport} | {n} | | {s['wall_s']:.1f} | | | | | | | | | FAILED: {s['error'][:300]} |")
+                print(f"| {transport} | {n} | | {s['wall_s']:.1f} | | | | | | | | | | | FAILED: {s['error'][:300]} |")
                 continue
             outcome = "agreement" if s["agreement"] else "no agreement"
             outcome += f", round {s['round']}: {s['reason']}"
             ver = "yes" if s["verified"] else f"NO ({s['verify_problem']})"
             pp = s["per_process"] if transport == "mqtt" else "all in one"
             print(
-                f"| {transport} | {n} | {pp} | {s['wall_s']:.2f} | {s['startup_s']:.2f} | {s['session_s']:.2f} "
-                f"| {s['teardown_s']:.2f} | {s['envelopes']} | {s['msgs_per_s']:.0f} | {s['rtt_p50_ms']:.1f} "
+                f"| {transport} | {n} | {pp} | {s['wall_s']:.2f} | {s['cpu_s']:.1f} | {s['startup_s']:.2f} | {s['session_s']:.2f} "
+                f"| {s['teardown_s']:.2f} | {s['envelopes']} | {s['msgs_per_s']:.0f} "
+                f"| {s['delegate_msgs_per_s']:.0f} | {s['rtt_p50_ms']:.1f} "
                 f"| {s['rtt_p99_ms']:.1f} | {ver} | {outcome} |"
             )
     if "memory" in transports and len(transports) > 1:

@@ -82,6 +82,12 @@ class Protocol(ABC):
     def pending(self) -> list[Call]:
         """Calls still awaiting an answer (what a resumed runtime must re-issue)."""
 
+    def awaits(self, delegate: str) -> bool:
+        """Whether a call to `delegate` is pending. The chair asks after every move, so a
+        protocol whose `pending` builds a list of every delegate's call should answer
+        this directly (at 1,000 delegates, per move, that list made a round quadratic)."""
+        return any(call.to == delegate for call in self.pending)
+
 
 @cache
 def _adapter(moves: tuple[type[BaseModel], ...]) -> TypeAdapter[Any]:

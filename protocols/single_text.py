@@ -173,6 +173,9 @@ class SingleNegotiationText(Protocol):
     def pending(self) -> list[Call]:
         return [self._calls[p] for p in self.participants if p in self._calls]
 
+    def awaits(self, delegate: str) -> bool:
+        return delegate in self._calls
+
     def weight(self, delegate: str) -> float:
         if self.params.variant == "veto":
             return 1.0

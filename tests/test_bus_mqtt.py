@@ -497,3 +497,24 @@ async def test_tls_with_a_ca_file(secure_broker: SecureBroker) -> None:
     with pytest.raises(BusUnavailable) as info:  # the system CAs do not know the test CA
         await open_bus(url).connect()
     assert f"127.0.0.1:{port}" in str(info.value) and "?ca=PATH" in str(info.value)
+
+
+def test_paho_properties_share_tables_but_not_values() -> None:
+    # accord.bus.mqtt makes paho's Properties share its constant lookup tables
+    # (`_share_property_tables`); each instance must still hold its own values and
+    # paho's checks must still apply.
+    import accord.bus.mqtt  # noqa: F401 - applies the change
+    from paho.mqtt.exception import MQTTException
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    first, second = Properties(PacketTypes.PUBLISH), Properties(PacketTypes.PUBLISH)
+    first.SubscriptionIdentifier = 7
+    first.UserProperty = [("k", "v")]
+    assert first.names is second.names and second.isEmpty()
+    assert not hasattr(second, "SubscriptionIdentifier")
+    again = Properties(PacketTypes.PUBLISH)
+    again.unpack(first.pack())
+    assert again.SubscriptionIdentifier == [7] and again.UserProperty == [("k", "v")]
+    with pytest.raises(MQTTException):
+        Properties(PacketTypes.PUBACK).SubscriptionIdentifier = 7  # not a PUBACK property

@@ -52,6 +52,12 @@ What is guaranteed, and why it is built the way it is:
   algorithm a QoS 1 round trip (PUBLISH, PUBACK) stalls ~40 ms on delayed ACKs.
   The number of unacknowledged publishes in flight is the broker's Receive Maximum
   (20 on a default Mosquitto), capped by `max_inflight`; more are queued client-side.
+* **Throughput.** `publish` hands the message to paho at once and waits only for its
+  own PUBACK, so concurrent publishes (a host's delegates answering a call together)
+  are pipelined on the connection; it bypasses `aiomqtt.Client.publish`, whose per-call
+  bookkeeping (a task, an Event, two scans of every pending call) made a burst of n
+  publishes cost O(n^2). One caller publishing in a loop still pays one round trip per
+  message, by design: `publish` returning means the broker has the message.
 
 URLs (`open_bus`, `MqttBus.from_url`)::
 
@@ -79,6 +85,7 @@ from typing import Any, Final, Self, TypeVar
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import aiomqtt
+from paho.mqtt.client import MQTT_ERR_SUCCESS
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -97,6 +104,46 @@ from accord.bus.topics import (
 __all__ = ["BusUnavailable", "MqttBus", "MqttSubscription", "parse_mqtt_url"]
 
 log = logging.getLogger(__name__)
+
+
+def _share_property_tables() -> None:
+    """Make paho's `Properties(...)` cheap: share its lookup tables between instances.
+
+    paho builds a `Properties` for every PUBLISH received with v5 properties (ours all
+    carry a subscription identifier) and for every PUBACK, and its constructor rebuilds
+    three tables each time (a dict of ~40 tuples, with a `list.index` per entry): in a
+    1,000-delegate session that was a tenth of the chair's MQTT reading (py-spy). The
+    tables are constants that paho only reads (checked for paho-mqtt 2.x: `types`,
+    `names` and `properties` are never assigned to or mutated after `__init__`), so
+    every instance can share one copy. Only these four attributes are set, exactly as
+    the original constructor sets them; if a paho version sets anything else, or the
+    tables differ by packet type, this leaves paho alone.
+    """
+    original = Properties.__init__
+    if getattr(original, "_accord_shared_tables", False):
+        return
+    template = Properties(PacketTypes.PUBLISH)
+    other = Properties(PacketTypes.PUBACK)
+    if set(vars(template)) != {"packetType", "types", "names", "properties"} or any(
+        getattr(template, name) != getattr(other, name) for name in ("types", "names", "properties")
+    ):
+        log.debug("paho's Properties is not as expected: its tables are left per instance")
+        return
+    types, names, properties = template.types, template.names, template.properties
+    setattr_ = object.__setattr__
+
+    def __init__(self: Properties, packetType: int) -> None:  # noqa: N803 - paho's name
+        setattr_(self, "packetType", packetType)
+        setattr_(self, "types", types)
+        setattr_(self, "names", names)
+        setattr_(self, "properties", properties)
+
+    __init__._accord_shared_tables = True  # type: ignore[attr-defined]
+    __init__.__doc__ = original.__doc__
+    Properties.__init__ = __init__  # type: ignore[method-assign]
+
+
+_share_property_tables()
 
 T = TypeVar("T")
 
@@ -341,19 +388,65 @@ class _Lost(Exception):
 
 class _Connection:
     """One aiomqtt client, the future that resolves when its connection drops, and the
-    operations (publish, subscribe, unsubscribe) waiting on it."""
+    operations (publish, subscribe, unsubscribe) waiting on it.
 
-    __slots__ = ("client", "lost", "pending")
+    `acks`: PUBACKs awaited, by packet id, resolved from paho's `on_publish` (wrapped
+    in `MqttBus._open`)."""
 
-    def __init__(self, client: aiomqtt.Client, lost: asyncio.Future[None]) -> None:
+    __slots__ = ("acks", "client", "lost", "pending")
+
+    def __init__(
+        self,
+        client: aiomqtt.Client,
+        lost: asyncio.Future[None],
+        acks: dict[int, asyncio.Future[None]] | None = None,
+    ) -> None:
         self.client = client
         self.lost = lost
         self.pending: set[asyncio.Task[Any]] = set()
+        self.acks: dict[int, asyncio.Future[None]] = {} if acks is None else acks
         lost.add_done_callback(self._abort)
 
     def _abort(self, _: object) -> None:
         for task in list(self.pending):
             task.cancel()
+        acks = list(self.acks.values())
+        self.acks.clear()  # the same dict: paho's on_publish callback holds it
+        for ack in acks:
+            if not ack.done():
+                ack.set_exception(_Lost())
+
+    async def publish(
+        self, topic: str, payload: bytes, retain: bool, properties: Properties | None, timeout_s: float
+    ) -> None:
+        """QoS 1 publish straight through paho, then wait for its PUBACK.
+
+        Not through `aiomqtt.Client.publish`: per call, that wraps the wait in a task
+        (`asyncio.wait_for` on an Event), scans every pending call twice (to check the
+        packet id and to count them for a warning: O(outstanding) per publish, so a
+        burst of n concurrent publishes costs O(n^2)), and takes a semaphore. Here a
+        publish is one paho call and one future in a dict, so a delegate host's
+        concurrent answers and the chair's messages pipeline on the connection (paho
+        holds back more than the broker's Receive Maximum and sends them as PUBACKs
+        come in). Raises `_Lost` if the connection drops first, `MqttError` on timeout.
+        """
+        if self.lost.done():
+            raise _Lost
+        paho = self.client._client  # noqa: SLF001
+        info = paho.publish(topic, payload, 1, retain, properties)
+        if info.rc != MQTT_ERR_SUCCESS:
+            if self.lost.done() or not paho.is_connected():
+                raise _Lost
+            raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
+        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.acks[info.mid] = ack
+        try:
+            await asyncio.wait_for(ack, timeout_s)
+        except TimeoutError:
+            raise aiomqtt.MqttError(f"no PUBACK within {timeout_s:g} s") from None
+        finally:
+            if self.acks.get(info.mid) is ack:
+                del self.acks[info.mid]
 
     async def run(self, operation: Coroutine[Any, Any, T]) -> T:
         """Await `operation`, raising `_Lost` as soon as the connection drops.
@@ -406,9 +499,10 @@ class MqttBus(Bus):
     queued messages) while nobody is connected. `timeout_s`: how long an operation
     waits for a connection or an acknowledgement before `BusUnavailable`.
     `max_inflight`: cap on unacknowledged publishes on the wire (the broker's Receive
-    Maximum applies too). `max_outstanding`: operations handed to aiomqtt at once;
-    more wait their turn, in call order, because aiomqtt's bookkeeping costs time
-    proportional to the number outstanding on every call (quadratic in a burst).
+    Maximum applies too). `max_outstanding`: subscribe and unsubscribe operations
+    handed to aiomqtt at once; more wait their turn, in call order, because aiomqtt's
+    bookkeeping costs time proportional to the number outstanding on every call
+    (publishes do not go through it: see `_Connection.publish`).
     """
 
     def __init__(
@@ -633,8 +727,23 @@ class MqttBus(Bus):
             on_disconnect(c, userdata, flags, reason, props)
             loop.call_soon_threadsafe(_resolve, lost)
 
+        acks: dict[int, asyncio.Future[None]] = {}
+        on_publish = paho.on_publish
+
+        def published(c: Any, userdata: Any, mid: int, reason: Any, props: Any = None) -> None:
+            # Runs on the event loop (aiomqtt drives paho's socket from it). A PUBACK of
+            # a publish made by `_Connection.publish` resolves its future; any other
+            # goes to aiomqtt's own bookkeeping.
+            ack = acks.pop(mid, None)
+            if ack is not None:
+                if not ack.done():
+                    ack.set_result(None)
+                return
+            on_publish(c, userdata, mid, reason, props)
+
         paho.on_connect = connected
         paho.on_disconnect = disconnected
+        paho.on_publish = published
         try:
             await client.__aenter__()
         except aiomqtt.MqttCodeError as exc:
@@ -643,7 +752,7 @@ class MqttBus(Bus):
             raise BusUnavailable(self._unreachable(exc)) from exc
         except ssl.SSLError as exc:
             raise BusUnavailable(self._unreachable(exc)) from exc
-        return _Connection(client, lost)
+        return _Connection(client, lost, acks)
 
     def _unreachable(self, exc: BaseException) -> str:
         what = (
@@ -871,14 +980,13 @@ class MqttBus(Bus):
             if conn is None or conn.lost.done():
                 conn = await self._await_connection(deadline, f"publish to {topic!r}")
             try:
-                await conn.run(
-                    conn.client.publish(
-                        topic, payload, qos=1, retain=retain, properties=mqtt_properties
-                    )
-                )
+                await conn.publish(topic, payload, retain, mqtt_properties, self.timeout_s)
             except _Lost:
                 if self._closed:
                     raise BusClosed(f"cannot publish to {topic!r}: {self!r} was closed") from None
+                if not conn.lost.done():
+                    # paho saw the drop before our disconnect callback ran: let it run.
+                    await asyncio.sleep(0.01)
                 continue  # re-send on the next connection: at least once
             except aiomqtt.MqttError as exc:
                 raise BusUnavailable(

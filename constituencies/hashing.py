@@ -103,6 +103,22 @@ def _ints_for_integral_floats(value: Any) -> Any:
     return value
 
 
+def _ints_in_place(value: Any) -> None:
+    """`_ints_for_integral_floats` for a value nobody else holds (a fresh model dump):
+    rebuilding a 5 MB session file just to turn a few floats into ints took longer than
+    serialising it."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        pairs = item.items() if type(item) is dict else enumerate(item)
+        for key, child in pairs:
+            kind = type(child)
+            if kind is float and child.is_integer():
+                item[key] = int(child)
+            elif kind is dict or kind is list:
+                stack.append(child)
+
+
 def fast_path_applies(value: Any) -> bool:
     """Whether `canonical_json` can serialise ``value`` with ``json.dumps``."""
     return _shape(value) != _SLOW
@@ -110,12 +126,18 @@ def fast_path_applies(value: Any) -> bool:
 
 def canonical_json(value: BaseModel | Any) -> bytes:
     """RFC 8785 (JCS) bytes of a pydantic model or a JSON-compatible value."""
-    if isinstance(value, BaseModel):
+    owned = isinstance(value, BaseModel)
+    if owned:
         value = value.model_dump(mode="json")
     shape = _shape(value)
     if shape != _SLOW:
+        if shape == _CONVERT:
+            if owned and type(value) is dict:
+                _ints_in_place(value)
+            else:
+                value = _ints_for_integral_floats(value)
         try:
-            return _dumps(value if shape == _FAST else _ints_for_integral_floats(value)).encode("utf-8")
+            return _dumps(value).encode("utf-8")
         except (UnicodeEncodeError, RecursionError):
             pass  # a lone surrogate (or a very deep value): let rfc8785 decide
     return rfc8785.dumps(value)

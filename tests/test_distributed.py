@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,37 +14,11 @@ import yaml
 from accord.ledger import verify_entries
 from accord.session_plan import load_plan
 from accord.simulate import simulate
-from tests.conftest import EXAMPLES, FIXTURES, ROOT, run
+from tests.conftest import EXAMPLES, FIXTURES
+from tests.processes import ACCORD, accord_env, latest_session_rows, peek_entries, start_chair, start_delegate
 
 pytestmark = pytest.mark.mqtt
 
-ACCORD = [sys.executable, "-m", "accord.cli"]
-
-
-def _env(**extra: str) -> dict[str, str]:
-    return os.environ | {"PYTHONPATH": str(ROOT)} | extra
-
-
-def _entries(ledger: Path) -> list[tuple[str, str, dict]]:
-    if not ledger.exists():
-        return []
-    with sqlite3.connect(ledger) as conn:
-        try:
-            rows = conn.execute("SELECT actor, kind, envelope FROM entries ORDER BY idx").fetchall()
-        except sqlite3.OperationalError:
-            return []
-    return [(a, k, json.loads(e)["body"]) for a, k, e in rows]
-
-
-def _rows(ledger: Path):  # noqa: ANN202
-    from accord.ledger import Ledger
-
-    async def go():  # noqa: ANN202
-        async with await Ledger.open(ledger) as store:
-            info = await store.find_session("latest")
-            return info.id, await store.entries(info.id)
-
-    return run(go())
 
 
 @pytest.mark.parametrize("path", [FIXTURES / "tiny.yaml", *EXAMPLES], ids=lambda p: p.parent.name if p.name == "session.yaml" else p.stem)
@@ -55,14 +26,14 @@ def test_same_outcome_in_separate_processes_over_mosquitto(path: Path, mqtt_brok
     ledger = tmp_path / "l.db"
     out = subprocess.run(
         [*ACCORD, "run", str(path), "--bus", mqtt_broker.url, "--json", "--ledger", str(ledger)],
-        env=_env(), capture_output=True, text=True, timeout=240,
+        env=accord_env(), capture_output=True, text=True, timeout=240,
     )
     assert out.returncode == 0, out.stderr
     over_mqtt = json.loads(out.stdout)
     in_memory = simulate(load_plan(path)[0])
     assert over_mqtt["agreement"] == in_memory.ended.agreement
     assert (over_mqtt["reason"], over_mqtt["round"]) == (in_memory.ended.reason, in_memory.ended.round)
-    session_id, rows = _rows(ledger)
+    session_id, rows = latest_session_rows(ledger)
     assert verify_entries(session_id, rows).ok
     recorded = [(r.actor, r.body["move"]) for r in rows if r.kind == "move"]
     assert recorded == [(a, m.model_dump(mode="json")) for a, m in in_memory.moves]
@@ -76,33 +47,19 @@ def _session_with(tmp_path: Path, **protocol: object) -> Path:
     return path
 
 
-def _start_chair(path: Path, session: str, url: str, ledger: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [*ACCORD, "chair", str(path), "--session", session, "--bus", url, "--ledger", str(ledger), "--json", "--wait", "60"],
-        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-
-
-def _start_delegate(path: Path, session: str, url: str, who: str, keys: Path, **env: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [*ACCORD, "delegate", str(path), "--session", session, "--bus", url, "--as", who, "--keys", str(keys)],
-        env=_env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-
-
 def test_killed_delegate_is_absent_then_catches_up(mqtt_broker, tmp_path: Path) -> None:  # noqa: ANN001
     path = _session_with(tmp_path, deadline_rounds=40, absence_limit=1000)
     ledger, keys, session = tmp_path / "l.db", tmp_path / "keys", "kill-test"
-    chair = _start_chair(path, session, mqtt_broker.url, ledger)
-    others = [_start_delegate(path, session, mqtt_broker.url, d, keys, ACCORD_PACE_S="0.05") for d in ("neighbours", "parents")]
-    victim = _start_delegate(path, session, mqtt_broker.url, "shops", keys, ACCORD_PACE_S="0.05", ACCORD_CRASH_DELEGATE="shops:3")
+    chair = start_chair(path, session, mqtt_broker.url, ledger)
+    others = [start_delegate(path, session, mqtt_broker.url, d, keys, ACCORD_PACE_S="0.05") for d in ("neighbours", "parents")]
+    victim = start_delegate(path, session, mqtt_broker.url, "shops", keys, ACCORD_PACE_S="0.05", ACCORD_CRASH_DELEGATE="shops:3")
     try:
         assert victim.wait(60) == -signal.SIGKILL
         # Wait until the chair has seen the will and let at least one turn lapse.
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not any(k == "timeout" for _, k, _ in _entries(ledger)):
+        while time.monotonic() < deadline and not any(k == "timeout" for _, k, _ in peek_entries(ledger)):
             time.sleep(0.1)
-        restarted = _start_delegate(path, session, mqtt_broker.url, "shops", keys, ACCORD_PACE_S="0.05")
+        restarted = start_delegate(path, session, mqtt_broker.url, "shops", keys, ACCORD_PACE_S="0.05")
         out, err = chair.communicate(timeout=120)
         assert chair.returncode == 0, err
         assert restarted.wait(30) == 0, restarted.stderr.read() if restarted.stderr else ""
@@ -110,7 +67,7 @@ def test_killed_delegate_is_absent_then_catches_up(mqtt_broker, tmp_path: Path) 
         for proc in (chair, victim, *others):
             if proc.poll() is None:
                 proc.kill()
-    session_id, rows = _rows(ledger)
+    session_id, rows = latest_session_rows(ledger)
     assert verify_entries(session_id, rows).ok
     kinds = [(r.actor, r.kind, r.body) for r in rows]
     assert ("chair", "presence", {"delegate": "shops", "status": "offline"}) in kinds
@@ -128,11 +85,11 @@ def test_broker_restart_loses_and_duplicates_no_move(restartable_broker, tmp_pat
     path = _session_with(tmp_path, deadline_rounds=12)
     ledger, keys, session = tmp_path / "l.db", tmp_path / "keys", "restart-test"
     url = restartable_broker.url
-    chair = _start_chair(path, session, url, ledger)
-    delegates = [_start_delegate(path, session, url, d, keys, ACCORD_PACE_S="0.1") for d in ("neighbours", "shops", "parents")]
+    chair = start_chair(path, session, url, ledger)
+    delegates = [start_delegate(path, session, url, d, keys, ACCORD_PACE_S="0.1") for d in ("neighbours", "shops", "parents")]
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and sum(k == "move" for _, k, _ in _entries(ledger)) < 6:
+        while time.monotonic() < deadline and sum(k == "move" for _, k, _ in peek_entries(ledger)) < 6:
             time.sleep(0.05)
         restartable_broker.restart(down_for=1.0)
         out, err = chair.communicate(timeout=180)
@@ -143,7 +100,7 @@ def test_broker_restart_loses_and_duplicates_no_move(restartable_broker, tmp_pat
         for proc in (chair, *delegates):
             if proc.poll() is None:
                 proc.kill()
-    session_id, rows = _rows(ledger)
+    session_id, rows = latest_session_rows(ledger)
     assert verify_entries(session_id, rows).ok
     expected = simulate(load_plan(path)[0])
     recorded = [(r.actor, r.body["move"]) for r in rows if r.kind == "move"]

@@ -10,11 +10,11 @@ will, a broker restart, and a crash resumed from the ledger.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -28,14 +28,12 @@ from accord.ledger.verify import check_envelope
 from accord.session_plan import load_plan
 from accord.simulate import simulate
 from tests.conftest import FIXTURES, ROOT, run
+from tests.processes import ACCORD, accord_env, latest_session_rows, peek_entries, start_chair, start_delegate
 from tests.helpers import run_file
 
-ACCORD = [sys.executable, "-m", "accord.cli"]
 GROUPED = {"ACCORD_GROUP_CALLS_FROM": "2"}
-
-
-def _env(**extra: str) -> dict[str, str]:
-    return os.environ | {"PYTHONPATH": str(ROOT)} | extra
+start_grouped_chair = partial(start_chair, **GROUPED)
+start_grouped_delegate = partial(start_delegate, **GROUPED)
 
 
 def _single_text(tmp_path: Path, **params: object) -> Path:
@@ -48,17 +46,6 @@ def _single_text(tmp_path: Path, **params: object) -> Path:
 
 def _delegate_says(rows: list) -> list[tuple[str, str, object]]:  # noqa: ANN401
     return [(r.actor, r.kind, r.body) for r in rows if r.actor != "chair"]
-
-
-def _rows(ledger: Path):  # noqa: ANN202
-    from accord.ledger import Ledger
-
-    async def go():  # noqa: ANN202
-        async with await Ledger.open(ledger) as store:
-            info = await store.find_session("latest")
-            return info.id, await store.entries(info.id)
-
-    return run(go())
 
 
 # --- in one process ----------------------------------------------------------------------
@@ -148,32 +135,6 @@ def test_the_opening_alone_may_exceed_the_envelope_limit() -> None:
 # --- over Mosquitto, chair and delegates in their own processes --------------------------
 
 
-def _start_chair(path: Path, session: str, url: str, ledger: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [*ACCORD, "chair", str(path), "--session", session, "--bus", url, "--ledger", str(ledger), "--json", "--wait", "60"],
-        env=_env(**GROUPED), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-
-
-def _start_delegate(path: Path, session: str, url: str, who: str, keys: Path, **env: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [*ACCORD, "delegate", str(path), "--session", session, "--bus", url, "--as", who, "--keys", str(keys)],
-        env=_env(**GROUPED, **env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-
-
-def _entries(ledger: Path) -> list[tuple[str, str]]:
-    import sqlite3
-
-    if not ledger.exists():
-        return []
-    with sqlite3.connect(ledger) as conn:
-        try:
-            return conn.execute("SELECT actor, kind FROM entries ORDER BY idx").fetchall()
-        except sqlite3.OperationalError:
-            return []
-
-
 @pytest.mark.mqtt
 def test_a_large_session_over_mosquitto_matches_memory(mqtt_broker, tmp_path: Path) -> None:  # noqa: ANN001
     """60 delegates in two host processes: the opening (~300 KB) is over the ordinary
@@ -186,13 +147,13 @@ def test_a_large_session_over_mosquitto_matches_memory(mqtt_broker, tmp_path: Pa
     ledger = tmp_path / "l.db"
     out = subprocess.run(
         [*ACCORD, "run", str(path), "--bus", mqtt_broker.url, "--per-process", "30", "--json", "--ledger", str(ledger)],
-        env=_env(), capture_output=True, text=True, timeout=300,
+        env=accord_env(), capture_output=True, text=True, timeout=300,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     over_mqtt = json.loads(out.stdout)
     in_memory = simulate(load_plan(path)[0])
     assert (over_mqtt["agreement"], over_mqtt["reason"]) == (in_memory.ended.agreement, in_memory.ended.reason)
-    session_id, rows = _rows(ledger)
+    session_id, rows = latest_session_rows(ledger)
     assert len(rows[0].envelope.encode()) > MAX_ENVELOPE_BYTES
     assert any(r.kind == "calls" for r in rows)
     assert verify_entries(session_id, rows).ok
@@ -209,15 +170,15 @@ def test_a_large_session_over_mosquitto_matches_memory(mqtt_broker, tmp_path: Pa
 def test_killed_delegate_in_a_grouped_session_is_absent_then_catches_up(mqtt_broker, tmp_path: Path) -> None:  # noqa: ANN001
     path = _single_text(tmp_path, deadline_rounds=40, absence_limit=1000)
     ledger, keys, session = tmp_path / "l.db", tmp_path / "keys", "group-kill"
-    chair = _start_chair(path, session, mqtt_broker.url, ledger)
-    others = [_start_delegate(path, session, mqtt_broker.url, d, keys, ACCORD_PACE_S="0.05") for d in ("neighbours", "parents")]
-    victim = _start_delegate(path, session, mqtt_broker.url, "shops", keys, ACCORD_PACE_S="0.05", ACCORD_CRASH_DELEGATE="shops:3")
+    chair = start_grouped_chair(path, session, mqtt_broker.url, ledger)
+    others = [start_grouped_delegate(path, session, mqtt_broker.url, d, keys, ACCORD_PACE_S="0.05") for d in ("neighbours", "parents")]
+    victim = start_grouped_delegate(path, session, mqtt_broker.url, "shops", keys, ACCORD_PACE_S="0.05", ACCORD_CRASH_DELEGATE="shops:3")
     try:
         assert victim.wait(60) == -signal.SIGKILL
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not any(k == "timeout" for _, k in _entries(ledger)):
+        while time.monotonic() < deadline and not any(k == "timeout" for _, k, _ in peek_entries(ledger)):
             time.sleep(0.1)
-        restarted = _start_delegate(path, session, mqtt_broker.url, "shops", keys, ACCORD_PACE_S="0.05")
+        restarted = start_grouped_delegate(path, session, mqtt_broker.url, "shops", keys, ACCORD_PACE_S="0.05")
         out, err = chair.communicate(timeout=180)
         assert chair.returncode == 0, err
         assert restarted.wait(30) == 0, restarted.stderr.read() if restarted.stderr else ""
@@ -225,7 +186,7 @@ def test_killed_delegate_in_a_grouped_session_is_absent_then_catches_up(mqtt_bro
         for proc in (chair, victim, *others):
             if proc.poll() is None:
                 proc.kill()
-    session_id, rows = _rows(ledger)
+    session_id, rows = latest_session_rows(ledger)
     assert verify_entries(session_id, rows).ok
     kinds = [(r.actor, r.kind, r.body) for r in rows]
     assert any(k == "calls" for _, k, _ in kinds)
@@ -245,11 +206,11 @@ def test_broker_restart_in_a_grouped_session_loses_and_duplicates_no_move(restar
     path = _single_text(tmp_path, deadline_rounds=12)
     ledger, keys, session = tmp_path / "l.db", tmp_path / "keys", "group-restart"
     url = restartable_broker.url
-    chair = _start_chair(path, session, url, ledger)
-    delegates = [_start_delegate(path, session, url, d, keys, ACCORD_PACE_S="0.1") for d in ("neighbours", "shops", "parents")]
+    chair = start_grouped_chair(path, session, url, ledger)
+    delegates = [start_grouped_delegate(path, session, url, d, keys, ACCORD_PACE_S="0.1") for d in ("neighbours", "shops", "parents")]
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and sum(k == "move" for _, k in _entries(ledger)) < 6:
+        while time.monotonic() < deadline and sum(k == "move" for _, k, _ in peek_entries(ledger)) < 6:
             time.sleep(0.05)
         restartable_broker.restart(down_for=1.0)
         out, err = chair.communicate(timeout=180)
@@ -260,7 +221,7 @@ def test_broker_restart_in_a_grouped_session_loses_and_duplicates_no_move(restar
         for proc in (chair, *delegates):
             if proc.poll() is None:
                 proc.kill()
-    session_id, rows = _rows(ledger)
+    session_id, rows = latest_session_rows(ledger)
     assert verify_entries(session_id, rows).ok
     assert any(r.kind == "calls" for r in rows)
     expected = simulate(load_plan(path)[0])
@@ -276,25 +237,25 @@ def test_a_grouped_session_killed_mid_round_resumes_to_the_same_outcome(after_en
     path = _single_text(tmp_path)
     clean = subprocess.run(
         [*ACCORD, "run", str(path), "--json", "--ledger", str(tmp_path / "clean.db")],
-        env=_env(**GROUPED), capture_output=True, text=True, timeout=120,
+        env=accord_env(**GROUPED), capture_output=True, text=True, timeout=120,
     )
     assert clean.returncode == 0, clean.stderr
     ledger = tmp_path / "l.db"
     killed = subprocess.run(
         [*ACCORD, "run", str(path), "--json", "--ledger", str(ledger)],
         # Flushed entry by entry, so that the kill lands mid-session, not after the end.
-        env=_env(**GROUPED, ACCORD_CRASH_AFTER_ENTRIES=str(after_entries), ACCORD_LEDGER_FLUSH_S="0"),
+        env=accord_env(**GROUPED, ACCORD_CRASH_AFTER_ENTRIES=str(after_entries), ACCORD_LEDGER_FLUSH_S="0"),
         capture_output=True, text=True, timeout=120,
     )
     assert killed.returncode == -signal.SIGKILL
     resumed = subprocess.run(
         [*ACCORD, "resume", "latest", "--json", "--ledger", str(ledger)],
-        env=_env(**GROUPED), capture_output=True, text=True, timeout=120,
+        env=accord_env(**GROUPED), capture_output=True, text=True, timeout=120,
     )
     assert resumed.returncode == 0, resumed.stderr
     expected, got = json.loads(clean.stdout), json.loads(resumed.stdout)
     assert (got["agreement"], got["reason"], got["round"]) == (expected["agreement"], expected["reason"], expected["round"])
-    session_id, rows = _rows(ledger)
+    session_id, rows = latest_session_rows(ledger)
     assert verify_entries(session_id, rows).ok
     assert any(r.kind == "calls" for r in rows)
     moves = [(r.actor, r.seq) for r in rows if r.kind == "move"]

@@ -27,11 +27,11 @@ import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from ledger_common import SESSION, _position, envelopes, identity, keys, machine, median, parsed
+from ledger_common import SESSION, actor_identities, envelopes, identity, keys, machine, median, parsed, seal_event
 
 from ledger_verify import _verify_sample
 
-from accord.ledger import Envelope, Ledger, PublicKeys, Signer
+from accord.ledger import Envelope, Ledger, PublicKeys
 from accord.ledger.merkle import MerkleTree, leaf_hash
 
 
@@ -100,19 +100,14 @@ def _delegates_sign(conn: Connection, n: int, chunk: int) -> None:
     """The signing side, in its own process (as delegates are): seal each event
     (`Signer.seal`: RFC 8785 + Ed25519), send its wire bytes in chunks; last, the time
     spent signing."""
-    ids = {a: identity(a) for a in ("chair", "residents", "builders", "council")}
+    ids = actor_identities()
     clock = time.perf_counter
     conn.recv()  # start together with the clock of the checking side
     signing = 0.0
     out: list[bytes] = []
     for i in range(n):
         t0 = clock()
-        if i == 0:
-            env = Signer(ids["chair"], SESSION).seal("session.open", {"session_id": SESSION, "keys": keys()})
-        else:
-            actor, seq, kind, body = _position(i)
-            env = Signer(ids[actor], SESSION, next_seq=seq).seal(kind, body)
-        out.append(env.canonical())
+        out.append(seal_event(ids, i).canonical())
         signing += clock() - t0
         if len(out) >= chunk:
             conn.send(out)

@@ -71,17 +71,21 @@ def _position(i: int) -> tuple[str, int, str, dict[str, Any]]:
     return delegate, rnd, "move", body
 
 
+def actor_identities() -> dict[str, Identity]:
+    return {a: identity(a) for a in ("chair", *DELEGATES)}
+
+
+def seal_event(ids: dict[str, Identity], i: int) -> Envelope:
+    """Event `i` of the stream, signed by its actor: entry 0 is the chair's opening."""
+    if i == 0:
+        return Signer(ids["chair"], SESSION).seal("session.open", {"session_id": SESSION, "keys": keys()})
+    actor, seq, kind, body = _position(i)
+    return Signer(ids[actor], SESSION, next_seq=seq).seal(kind, body)
+
+
 def _generate(start: int, stop: int) -> list[bytes]:
-    ids = {a: identity(a) for a in ("chair", *DELEGATES)}
-    out = []
-    for i in range(start, stop):
-        if i == 0:
-            env = Signer(ids["chair"], SESSION).seal("session.open", {"session_id": SESSION, "keys": keys()})
-        else:
-            actor, seq, kind, body = _position(i)
-            env = Signer(ids[actor], SESSION, next_seq=seq).seal(kind, body)
-        out.append(env.canonical())
-    return out
+    ids = actor_identities()
+    return [seal_event(ids, i).canonical() for i in range(start, stop)]
 
 
 def envelopes(n: int, *, workers: int | None = None) -> list[bytes]:

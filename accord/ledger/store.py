@@ -37,7 +37,7 @@ from accord.ledger.checkpoint import (
 from accord.ledger.envelope import Envelope, now_iso
 from accord.ledger.identity import Identity
 from accord.ledger.merkle import MerkleTree, leaf_hash
-from accord.ledger.schema import checkpoints, entries, entry_cards, sessions
+from accord.ledger.schema import MARKER_KINDS, checkpoints, entries, entry_cards, marker_kinds, sessions
 
 if TYPE_CHECKING:
     from accord.ledger.verify import VerifyReport
@@ -133,16 +133,25 @@ def cited_cards(kind: object, body: object) -> list[str]:
     """
     if kind != "move" or not isinstance(body, dict):
         return []
-    move = body.get("move")
-    just = move.get("justification") if isinstance(move, dict) else None
-    cited = just.get("cited") if isinstance(just, dict) else None
+    return _move_cards(body)
+
+
+def _move_cards(body: dict[str, Any]) -> list[str]:
+    """`cited_cards` of a move's body. `append_canonical` calls it for every move, so the
+    well-formed path is three lookups: a missing key or a non-dict on the way (``str`` and
+    ``list`` raise TypeError too) means no cards, exactly as the checks one by one did."""
+    try:
+        cited = body["move"]["justification"]["cited"]
+    except (KeyError, TypeError):
+        return []
     if not isinstance(cited, list):
         return []
     cards: list[str] = []
     for item in cited:
-        card = item.get("card") if isinstance(item, dict) else None
-        if isinstance(card, str) and 0 < len(card) <= MAX_CARD_ID and card not in cards:
-            cards.append(card)
+        if isinstance(item, dict):
+            card = item.get("card")
+            if isinstance(card, str) and 0 < len(card) <= MAX_CARD_ID and card not in cards:
+                cards.append(card)
     return cards
 
 
@@ -360,6 +369,8 @@ class Ledger:
             rows: list[tuple[Any, ...]] = []
             cards: list[tuple[str, str, int]] = []
             leaves: list[bytes] = []
+            # Bound once: this is the hot loop, run for every entry of every session.
+            add_row, add_card, add_leaf, move_cards = rows.append, cards.append, leaves.append, _move_cards
             prev_raw = bytes.fromhex(prev)
             for env, canonical in items:
                 if env.session != session_id:
@@ -367,21 +378,18 @@ class Ledger:
                         f"envelope from {env.actor} seq {env.seq} belongs to session "
                         f"{env.session!r}, not {session_id!r}"
                     )
-                # chain.entry_hash and merkle.leaf_hash, inlined: this is the hot loop.
-                chained = sha256(prev_raw)
-                chained.update(canonical)
-                prev_raw = chained.digest()
+                # chain.entry_hash and merkle.leaf_hash, inlined.
+                prev_raw = sha256(prev_raw + canonical).digest()
                 digest = prev_raw.hex()
                 leaf = sha256(b"\x00" + canonical).digest()
-                leaves.append(leaf)
+                add_leaf(leaf)
                 kind = env.kind
-                rows.append(
-                    (session_id, idx, env.actor, env.seq, kind, canonical.decode("utf-8"), prev, digest, leaf.hex())
-                )
+                add_row((session_id, idx, env.actor, env.seq, kind, canonical.decode(), prev, digest, leaf.hex()))
                 if kind == "move":
-                    for card in cited_cards(kind, env.body):
-                        cards.append((session_id, card, idx))
-                idx, prev = idx + 1, digest
+                    for card in move_cards(env.body):
+                        add_card((session_id, card, idx))
+                idx += 1
+                prev = digest
             try:
                 await _insert_many(conn, entries, _ENTRY_COLUMNS, rows)
                 if cards:
@@ -408,9 +416,27 @@ class Ledger:
         return _Entries(rows)
 
     async def entries(self, session_id: str, kinds: Sequence[str] | None = None) -> list[Entry]:
+        """The session's entries in order; with `kinds`, only those of these kinds.
+
+        Kinds in `MARKER_KINDS` (``session.open``, ``ended``, ...) are found through the
+        partial index of them, a few rows per session; any other kind means reading the
+        session's entries in order (as SQLite's planner did even when every kind was
+        indexed: ``ORDER BY idx`` made it prefer the primary key).
+        """
         query = select(entries).where(entries.c.session_id == session_id)
         if kinds:
             query = query.where(entries.c.kind.in_(list(kinds)))
+            if set(kinds) <= set(MARKER_KINDS):
+                # The subquery repeats the index's condition, so SQLite (which otherwise
+                # prefers the primary key) and PostgreSQL both read ix_entries_markers.
+                marked = entries.alias("marked")
+                query = query.where(
+                    entries.c.idx.in_(
+                        select(marked.c.idx).where(
+                            marked.c.session_id == session_id, marker_kinds(marked.c.kind)
+                        )
+                    )
+                )
         async with self.engine.connect() as conn:
             result = await conn.execute(query.order_by(entries.c.idx))
             return [Entry(**row._mapping) for row in result]

@@ -14,8 +14,9 @@ import heapq
 import json
 import os
 import signal
+from collections import deque
 from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from pydantic import ValidationError
 
@@ -28,6 +29,7 @@ from accord.bus.topics import (
     presence_filter,
     topic_matches,
 )
+from accord.checking import SignatureChecker
 from accord.presence import Presence, speaks_for
 from accord.ledger import Entry, Envelope, EnvelopeError, Ledger, PublicKeys, Signer
 from accord.progress import ProgressSink, SessionEvent
@@ -54,11 +56,15 @@ _GROUP_IDS_BYTES = 64 * 1024
 # At most this many messages are taken from the inbox at once when they queue up (the
 # chair is the busy one): checked as a batch, then consumed one by one, in order.
 _DRAIN_BURST: Final = 64
-# From this many envelopes in a batch, their signatures are checked in a worker thread
-# (Ed25519 verification releases the GIL): half of the chair's loop at 1,000 delegates,
-# it then overlaps with the MQTT reading and the ledger's appends on the other core.
-# Below it, a thread hop costs about as much as it would save.
-_VERIFY_IN_THREAD_FROM: Final = 8
+# Where signatures are checked (see `SignatureChecker`): 0, in this process (from 8
+# envelopes in a batch in a worker thread, as Ed25519 verification releases the GIL);
+# N, on N worker processes, while the chair's loop parses, records and appends. The
+# default for `Chair(check_workers=None)`, hence for `accord run` and `accord chair`.
+CHECK_WORKERS_ENV: Final = "ACCORD_CHECK_WORKERS"
+# With check workers, batches whose signatures are being checked, per worker, while the
+# chair consumes the oldest: enough to keep every worker busy, few enough that a
+# message waits little between its arrival and its turn.
+_IN_FLIGHT_PER_WORKER: Final = 2
 
 
 class _InboxEnded:
@@ -76,6 +82,19 @@ _Inbox = asyncio.Queue[Message | _InboxEnded]
 # why it does not parse) and whether its signature verifies (None: not checked, as for
 # an envelope that `_consume` refuses before it gets to the signature).
 _Checked = tuple[Envelope | EnvelopeError, bool | None]
+
+
+class _Batch(NamedTuple):
+    """Messages taken from the inbox together: parsed, their signatures being checked."""
+
+    items: list[Message | _InboxEnded]
+    envs: list[Envelope | EnvelopeError | None]  # None: not an envelope to check
+    signed: list[Envelope]  # those from known actors, whose signatures `checks` checks
+    checks: asyncio.Future[list[bool]]
+
+
+def default_check_workers() -> int:
+    return int(os.environ.get(CHECK_WORKERS_ENV, "0") or 0)
 
 
 class _Deadlines:
@@ -143,6 +162,7 @@ class Chair:
         flush_interval_s: float = FLUSH_INTERVAL_S,
         watch_presence: bool = False,
         group_calls_from: int | None = None,
+        check_workers: int | None = None,
     ) -> None:
         self.session_id = session_id
         self.protocol = protocol
@@ -168,6 +188,10 @@ class Chair:
         self._rejoined: list[str] = []
         self._flushed = 0
         self._presence_filter = presence_filter(session_id)
+        # Delegates' signatures: checked in this process (0), or on this many worker
+        # processes while the loop goes on (see `_loop`); started with the loop's inputs.
+        self.check_workers = max(0, default_check_workers() if check_workers is None else check_workers)
+        self._checks = SignatureChecker(keys, self.check_workers)
         # The append in progress, if any. The loop goes on checking and recording
         # messages while SQLite writes the previous batch (in aiosqlite's thread,
         # waiting on the disk): awaiting each append inline stalled the chair for
@@ -195,6 +219,7 @@ class Chair:
         as one queue (and how many subscriptions feed it). A queue, so that the loop can
         take every message already there without a task and a wait per message."""
         async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(self._checks)  # its workers started and warm
             subs = [await stack.enter_async_context(self.bus.subscribe(outboxes_filter(self.session_id)))]
             if self.watch_presence:
                 subs.append(await stack.enter_async_context(self.bus.subscribe(presence_filter(self.session_id))))
@@ -239,6 +264,11 @@ class Chair:
         loop = asyncio.get_running_loop()
         inbox, feeds = inputs
         waiting: asyncio.Task[Message | _InboxEnded] | None = None
+        # Batches taken from the inbox, parsed, whose signatures are being checked: the
+        # oldest is consumed (in arrival order, one message at a time, by `_consume`)
+        # while the later ones' are checked. In this process, one at a time, as before.
+        in_flight: deque[_Batch] = deque()
+        depth = _IN_FLIGHT_PER_WORKER * self.check_workers or 1
         try:
             while not self.protocol.done:
                 # Appends are batched: at most `flush_interval_s` of entries wait in
@@ -259,48 +289,62 @@ class Chair:
                 if timeout is not None and timeout <= 0:
                     await self._dispatch(self._expire(now))
                     continue
-                items: list[Message | _InboxEnded]
-                if waiting is None and not inbox.empty():
-                    # A backlog (the chair is the busy one): take what is there at once,
-                    # no task nor wait per message. The inbox fills only while this
-                    # loop awaits, so the reader is not starved.
-                    items = [inbox.get_nowait() for _ in range(min(inbox.qsize(), _DRAIN_BURST))]
-                else:
+                if len(in_flight) < depth:
+                    items: list[Message | _InboxEnded] = []
+                    if waiting is not None and waiting.done():
+                        items.append(waiting.result())
+                        waiting = None
+                    if waiting is None and not inbox.empty():
+                        # A backlog (the chair is the busy one): take what is there at
+                        # once, no task nor wait per message. The inbox fills only while
+                        # this loop awaits, so the reader is not starved.
+                        room = _DRAIN_BURST - len(items)
+                        items.extend(inbox.get_nowait() for _ in range(min(inbox.qsize(), room)))
+                    if items:
+                        in_flight.append(self._check_signatures(items))
+                        continue  # more to take while there is room, the checks run
+                if in_flight and in_flight[0].checks.done():
+                    batch = in_flight.popleft()
+                    for item, pre in zip(batch.items, self._checked(batch), strict=True):
+                        if isinstance(item, _InboxEnded):
+                            if item.error is not None:
+                                raise item.error
+                            feeds -= 1
+                            if feeds == 0:
+                                raise RuntimeError("the bus closed before the session ended")
+                            continue
+                        if self.protocol.done:
+                            break  # as before: what arrives after the end is not recorded
+                        await self._dispatch(self._consume(item, pre))
+                        while self._rejoined:
+                            await self._resync(self._rejoined.pop(0))
+                    continue
+                # Nothing to do but wait: for a message (if there is room for it), the
+                # oldest batch's checks, the append in progress or a deadline.
+                wake: set[asyncio.Future[Any]] = set()
+                if len(in_flight) < depth:
                     if waiting is None:
                         waiting = asyncio.ensure_future(inbox.get())
-                    wake: set[asyncio.Future[Any]] = {waiting}
-                    if self._appending is not None:
-                        wake.add(self._appending)  # its end may let the next batch go
-                    elif self._buffer:
-                        flush_in = self._buffered_since + self.flush_interval_s - now
-                        timeout = flush_in if timeout is None else min(timeout, flush_in)
-                    await asyncio.wait(
-                        wake,
-                        timeout=None if timeout is None else max(0.0, timeout),
-                        return_when=asyncio.FIRST_COMPLETED,
-                    )
-                    if not waiting.done():
-                        await self._dispatch(self._expire(loop.time()))
-                        continue
-                    items = [waiting.result()]
-                    waiting = None
-                checked = await self._check_signatures(items)
-                for item, pre in zip(items, checked, strict=True):
-                    if isinstance(item, _InboxEnded):
-                        if item.error is not None:
-                            raise item.error
-                        feeds -= 1
-                        if feeds == 0:
-                            raise RuntimeError("the bus closed before the session ended")
-                        continue
-                    if self.protocol.done:
-                        break  # as before: what arrives after the end is not recorded
-                    await self._dispatch(self._consume(item, pre))
-                    while self._rejoined:
-                        await self._resync(self._rejoined.pop(0))
+                    wake.add(waiting)
+                if in_flight:
+                    wake.add(in_flight[0].checks)
+                if self._appending is not None:
+                    wake.add(self._appending)  # its end may let the next batch go
+                elif self._buffer:
+                    flush_in = self._buffered_since + self.flush_interval_s - now
+                    timeout = flush_in if timeout is None else min(timeout, flush_in)
+                done, _ = await asyncio.wait(
+                    wake,
+                    timeout=None if timeout is None else max(0.0, timeout),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if not done or done == {self._appending}:
+                    await self._dispatch(self._expire(loop.time()))
         finally:
             if waiting is not None:
                 waiting.cancel()
+            for batch in in_flight:
+                batch.checks.cancel()
         ended = self.protocol.ended
         assert ended is not None
         await self._announce("session.close", {"reason": ended.reason})
@@ -328,12 +372,11 @@ class Chair:
     def _apply_timeout(self, delegate: str) -> list[ChairEvent]:
         return self.protocol.timeout(delegate)
 
-    async def _check_signatures(self, items: Sequence[Message | _InboxEnded]) -> list[_Checked | None]:
-        """Parse a batch of delegate messages and verify their signatures, in a worker
-        thread when there are enough of them (see `_VERIFY_IN_THREAD_FROM`); None for
-        what `_consume` checks itself (presence, the ends of subscriptions, small
-        batches). Only the work moves: `_consume` still applies every check, in the same
-        order and with the same outcome, one message at a time."""
+    def _check_signatures(self, items: list[Message | _InboxEnded]) -> _Batch:
+        """Parse a batch of delegate messages and start checking their signatures (see
+        `SignatureChecker`: in a thread or in worker processes when there are enough of
+        them). Only the work moves: `_consume` still applies every check, in the same
+        order and with the same outcome, one message at a time (`_checked`)."""
         envs: list[Envelope | EnvelopeError | None] = []
         for item in items:
             if isinstance(item, _InboxEnded) or topic_matches(self._presence_filter, item.topic):
@@ -344,16 +387,16 @@ class Chair:
             except EnvelopeError as exc:
                 envs.append(exc)
         signed = [e for e in envs if isinstance(e, Envelope) and e.actor in self.keys]
-        if len(signed) < _VERIFY_IN_THREAD_FROM:
-            return [None if e is None else (e, None) for e in envs]
-        keys = self.keys
-        # Each envelope is verified by exactly one thread at a time (this one waits), and
-        # `PublicKeys` only caches parsed keys: nothing is shared while it runs.
-        results = await asyncio.to_thread(lambda: [e.verify(keys) for e in signed])
-        verified = {id(e): ok for e, ok in zip(signed, results, strict=True)}
+        return _Batch(items, envs, signed, self._checks.check(signed))
+
+    @staticmethod
+    def _checked(batch: _Batch) -> list[_Checked | None]:
+        """For each message of a batch whose checks are done: what `_consume` needs (None
+        for what it handles itself: presence, the ends of subscriptions)."""
+        verified = {id(e): ok for e, ok in zip(batch.signed, batch.checks.result(), strict=True)}
         return [
             None if e is None else (e, verified.get(id(e)) if isinstance(e, Envelope) else None)
-            for e in envs
+            for e in batch.envs
         ]
 
     def _consume(self, message: Message, pre: _Checked | None = None) -> list[ChairEvent]:
@@ -540,35 +583,7 @@ class Chair:
                 await self._announce(event.kind, body)
 
     def _group_calls(self, events: list[ChairEvent]) -> dict[int, list[dict[str, Any]]]:
-        """Calls that are the same but for `to`, from `group_calls_from` of them on: the
-        `calls` bodies to send instead (keyed by the first call's id; its fellows map to
-        an empty list). Calls outside a large enough group are not in the result."""
-        calls = [e for e in events if isinstance(e, Call)]
-        if len(calls) < self.group_calls_from:
-            return {}
-        alike: dict[str, list[Call]] = {}
-        for call in calls:
-            same = call.model_dump_json(exclude={"to"})  # fields in declared order: a stable key
-            alike.setdefault(same, []).append(call)
-        groups: dict[int, list[dict[str, Any]]] = {}
-        for members in alike.values():
-            if len(members) < self.group_calls_from:
-                continue
-            shared = members[0].model_dump(mode="json", exclude={"to"})
-            chunks: list[dict[str, Any]] = []
-            ids: list[str] = []
-            size = 0
-            for call in members:
-                if ids and size + len(call.to) + 3 > _GROUP_IDS_BYTES:
-                    chunks.append({"to": ids} | shared)
-                    ids, size = [], 0
-                ids.append(call.to)
-                size += len(call.to) + 3
-            chunks.append({"to": ids} | shared)
-            groups[id(members[0])] = chunks
-            for call in members[1:]:
-                groups[id(call)] = []
-        return groups
+        return group_calls(events, self.group_calls_from)
 
     async def _announce(self, kind: str, body: dict[str, Any]) -> bytes:
         return await self._send(broadcast_topic(self.session_id), kind, body)
@@ -618,6 +633,39 @@ class Chair:
             assert self._appending is not None
             await asyncio.wait({self._appending})
             self._check_append()
+
+
+def group_calls(events: Sequence[ChairEvent], group_from: int) -> dict[int, list[dict[str, Any]]]:
+    """Calls that are the same but for `to`, from `group_from` of them on: the
+    `calls` bodies to send instead (keyed by the first call's id; its fellows map to
+    an empty list). Calls outside a large enough group are not in the result.
+    (The chair's, and the busless run's, `accord.local_session`.)"""
+    calls = [e for e in events if isinstance(e, Call)]
+    if len(calls) < group_from:
+        return {}
+    alike: dict[str, list[Call]] = {}
+    for call in calls:
+        same = call.model_dump_json(exclude={"to"})  # fields in declared order: a stable key
+        alike.setdefault(same, []).append(call)
+    groups: dict[int, list[dict[str, Any]]] = {}
+    for members in alike.values():
+        if len(members) < group_from:
+            continue
+        shared = members[0].model_dump(mode="json", exclude={"to"})
+        chunks: list[dict[str, Any]] = []
+        ids: list[str] = []
+        size = 0
+        for call in members:
+            if ids and size + len(call.to) + 3 > _GROUP_IDS_BYTES:
+                chunks.append({"to": ids} | shared)
+                ids, size = [], 0
+            ids.append(call.to)
+            size += len(call.to) + 3
+        chunks.append({"to": ids} | shared)
+        groups[id(members[0])] = chunks
+        for call in members[1:]:
+            groups[id(call)] = []
+    return groups
 
 
 async def _pump(subscription: Any, inbox: _Inbox) -> None:

@@ -18,6 +18,7 @@ from accord.delegate_runner import ResumeError
 from accord.distributed import HostError, host_chair, host_delegates, launch
 from accord.keystore import KeyStore, KeyStoreError, default_keys_dir
 from accord.ledger import DEFAULT_LEDGER, Ledger, LedgerError, verify_entries
+from accord.local_session import NO_BUS, LocalSessionError, refuse_unrunnable, run_local
 from accord.session import ResumeRefused, new_session_id, resume_session, run_session
 from accord.session_file import SessionFileError, SessionSpec, session_schema
 from accord.session_plan import build_plan, load_plan
@@ -69,7 +70,14 @@ async def _open_existing(location: str) -> Ledger:
 def run(
     file: Annotated[Path, typer.Argument(help="Session file (YAML or JSON).")],
     ledger: LedgerOpt = DEFAULT_LEDGER,
-    bus: Annotated[str, typer.Option(help="Bus URL: memory:// (default) or mqtt://host:port.")] = "memory://",
+    bus: Annotated[
+        str,
+        typer.Option(
+            help="Bus URL: memory:// (default) or mqtt://host:port; or none: no bus, the protocol and "
+            "delegates called directly in this process (every message still signed and chained into "
+            "the ledger; signatures checked by `accord verify`, not on receipt).",
+        ),
+    ] = "memory://",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No live view.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
     keys: KeysOpt = None,
@@ -88,6 +96,13 @@ def run(
     except SessionFileError as exc:
         _fail(str(exc))
         raise
+    if bus != NO_BUS and not bus.startswith(("memory:", "mqtt:", "mqtts:")):
+        _fail(f"--bus {bus!r}: use memory:// (the default), mqtt://host:port, or {NO_BUS} (no bus)")
+    if bus == NO_BUS:
+        try:
+            refuse_unrunnable(plan)
+        except LocalSessionError as exc:
+            _fail(str(exc))
     asks = interactive and any(p.constituency.mandate.ratification for p in plan.participants)
     if asks:
         quiet = True  # prompts and a live view do not share a terminal well
@@ -95,6 +110,11 @@ def run(
     keystore = KeyStore(keys or default_keys_dir(ledger))
 
     def start(store: Ledger) -> Any:
+        if bus == NO_BUS:
+            return lambda progress: run_local(
+                plan, store, progress=progress, keystore=keystore,
+                extra_opening={"model_assessments": assessed} if assessed else None,
+            )
         if bus.startswith("mqtt"):
             # Over a broker, every delegate runs in a process of its own.
             return lambda progress: launch(
@@ -112,7 +132,7 @@ def run(
         try:
             result = await _with_live_view(plan, quiet or as_json, start(store))
             return result, await store.entries(result.session_id, kinds=["move"])
-        except HostError as exc:
+        except (HostError, LocalSessionError) as exc:
             _fail(str(exc))
             raise
         finally:
@@ -131,8 +151,18 @@ def chair(
     keys: KeysOpt = None,
     wait: Annotated[float, typer.Option(help="Seconds to wait for every delegate to connect.")] = 120.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+    check_workers: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            envvar="ACCORD_CHECK_WORKERS",
+            help="Processes that check the delegates' signatures while the chair goes on (0: in the chair's process).",
+        ),
+    ] = 0,
 ) -> None:
     """Run the chair (and the ledger) for delegates that run in their own processes."""
+    # The chair reads it from the environment (`accord.chair.CHECK_WORKERS_ENV`).
+    os.environ["ACCORD_CHECK_WORKERS"] = str(check_workers)
     try:
         plan, _ = load_plan(file)
     except SessionFileError as exc:

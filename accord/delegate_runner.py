@@ -15,7 +15,7 @@ from accord.bus import Bus
 from accord.bus.topics import broadcast_topic, chair_topic, delegate_inbox, delegate_outbox
 from accord.ledger import Entry, Envelope, EnvelopeError, PublicKeys, Signer
 from accord.ledger.envelope import MAX_OPENING_BYTES
-from delegates.delegate import Delegate, Ratification
+from delegates.delegate import Decision, Delegate, Ratification
 from protocols.events import Call
 
 CHAIR = "chair"
@@ -48,6 +48,34 @@ def call_for(kind: str, body: dict[str, Any], delegate: str) -> dict[str, Any] |
         if isinstance(to, list) and delegate in to:
             return {k: v for k, v in body.items() if k != "to"} | {"to": delegate}
     return None
+
+
+def answer_bodies(
+    call: Call, decision: Decision, value_model_hash: str, strategy: object
+) -> list[tuple[str, dict[str, Any]]]:
+    """What a delegate signs in answer to `call`, in order: a `ratification` per answer
+    its constituents gave, a `refusal` per move its mandate forbade, then its `move`.
+    (Shared by the bus runner and the busless run, `accord.local_session`.)"""
+    answers: list[tuple[str, dict[str, Any]]] = [
+        ("ratification", {"round": call.round, "ratification": answer.model_dump(mode="json")})
+        for answer in decision.ratifications
+    ]
+    answers.extend(
+        ("refusal", {"round": call.round, "refused": refusal.move, "reason": refusal.reason})
+        for refusal in decision.refusals
+    )
+    body = {
+        "round": call.round,
+        "value_model": value_model_hash,
+        "move": decision.move.model_dump(mode="json"),
+    }
+    # What a strategy adds about how the move came about (an LLM strategy: model,
+    # tokens, estimated cost, retries, fallback), beside the move, never inside it.
+    notes = getattr(strategy, "ledger_notes", None)
+    if notes is not None:
+        body.update({k: v for k, v in notes().items() if k not in body})
+    answers.append(("move", body))
+    return answers
 
 
 @dataclass(frozen=True)
@@ -369,23 +397,8 @@ class DelegateRunner:
             await asyncio.sleep(PACE_S)
         decision = await self.delegate.decide_async(call)
         outbox = delegate_outbox(self.session_id, self.delegate.id)
-        for answer in decision.ratifications:
-            body = {"round": call.round, "ratification": answer.model_dump(mode="json")}
-            await self._send(outbox, "ratification", body)
-        for refusal in decision.refusals:
-            body = {"round": call.round, "refused": refusal.move, "reason": refusal.reason}
-            await self._send(outbox, "refusal", body)
-        body = {
-            "round": call.round,
-            "value_model": self.value_model_hash,
-            "move": decision.move.model_dump(mode="json"),
-        }
-        # What a strategy adds about how the move came about (an LLM strategy: model,
-        # tokens, estimated cost, retries, fallback), beside the move, never inside it.
-        notes = getattr(self.delegate.strategy, "ledger_notes", None)
-        if notes is not None:
-            body.update({k: v for k, v in notes().items() if k not in body})
-        await self._send(outbox, "move", body)
+        for kind, body in answer_bodies(call, decision, self.value_model_hash, self.delegate.strategy):
+            await self._send(outbox, kind, body)
         self.moves += 1
         if _CRASH == (self.delegate.id, self.moves):
             # Fault injection for tests: die as a killed process does, will and all.

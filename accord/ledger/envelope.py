@@ -43,7 +43,9 @@ class Envelope(BaseModel):
     # Serialising RFC 8785 JSON is the costly part of handling an envelope, so the
     # canonical bytes are kept once known for certain: built by `Signer.seal`, or the
     # received bytes once `verify` has proved them canonical (see `unsigned_wire`).
-    # Envelopes are immutable: never mutate `body` in place.
+    # Envelopes are immutable: never mutate `body` in place. (On hot paths the caches are
+    # read and written through `__pydantic_private__` directly: pydantic's attribute
+    # hooks for private attributes cost more than the rest of a lookup.)
     _canonical: bytes | None = PrivateAttr(default=None)
     _wire: bytes | None = PrivateAttr(default=None)
 
@@ -58,8 +60,10 @@ class Envelope(BaseModel):
     def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> Envelope:
         copied = super().model_copy(update=update, deep=deep)
         if update:
-            copied._canonical = None
-            copied._wire = None
+            private = copied.__pydantic_private__
+            assert private is not None
+            private["_canonical"] = None
+            private["_wire"] = None
         return copied
 
     def signing_bytes(self) -> bytes:
@@ -67,23 +71,44 @@ class Envelope(BaseModel):
 
     def canonical(self) -> bytes:
         """The exact bytes stored in the ledger and hashed into it."""
-        if self._canonical is not None:
-            return self._canonical
+        known: bytes | None = self.__pydantic_private__["_canonical"]  # type: ignore[index]
+        if known is not None:
+            return known
         return canonical_json(self.model_dump(mode="json"))
 
     def verify(self, keys: PublicKeys) -> bool:
+        fast = self.wire_signature()
+        return self.settle(keys, fast is not None and keys.verify(self.actor, *fast))
+
+    def wire_signature(self) -> tuple[bytes, bytes] | None:
+        """What `verify` checks first: (signature, signed bytes), the signed bytes being
+        the received ones without their ``sig`` member (`unsigned_wire`); None when there
+        are none (not parsed from bytes, a ``sig`` that is not base64, or not where RFC
+        8785 puts it). Another process may verify them (they are plain bytes): `settle`
+        takes the outcome."""
+        wire: bytes | None = self.__pydantic_private__["_wire"]  # type: ignore[index]
+        if wire is None:
+            return None
+        try:
+            signature = unb64(self.sig)
+        except ValueError:
+            return None
+        unsigned = unsigned_wire(wire, self.sig)
+        return None if unsigned is None else (signature, unsigned)
+
+    def settle(self, keys: PublicKeys, wire_verified: bool) -> bool:
+        """What `verify(keys)` returns, given whether the actor's key verified the
+        signature over `wire_signature()`'s bytes (False if it gave None): if it did, the
+        received bytes are this envelope's canonical form (`unsigned_wire`); if not, the
+        signature is checked over the re-serialised envelope, here."""
+        private: dict[str, Any] = self.__pydantic_private__  # type: ignore[assignment]
+        if wire_verified and private["_wire"] is not None:
+            private["_canonical"] = private["_wire"]
+            return True
         try:
             signature = unb64(self.sig)
         except ValueError:
             return False
-        wire = self._wire
-        if wire is not None:
-            # Fast path: a signature over the received bytes minus their `sig` member
-            # proves those bytes are this envelope's canonical form (`unsigned_wire`).
-            unsigned = unsigned_wire(wire, self.sig)
-            if unsigned is not None and keys.verify(self.actor, signature, unsigned):
-                self._canonical = wire
-                return True
         return keys.verify(self.actor, signature, self.signing_bytes())
 
     @classmethod
@@ -92,9 +117,22 @@ class Envelope(BaseModel):
         if len(data) > limit:
             raise EnvelopeError(f"envelope of {len(data)} bytes exceeds {limit}")
         try:
-            env = cls.model_validate(json.loads(data))
-            env._wire = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-            return env
+            # Fast path (cheaper: one pass in pydantic-core, no Python dicts to
+            # validate again): strict JSON validation accepts a subset of what the path
+            # below accepts, with the same values. Anything it refuses (not JSON, not
+            # UTF-8, a "seq" of 1.0 or "1", a lone surrogate, ...) takes that path,
+            # which accepts or refuses it exactly as before, with the same reason.
+            env = cls.model_validate_json(data, strict=True)
+        except ValidationError:
+            env = cls._parse_lax(data)
+        wire = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        env.__pydantic_private__["_wire"] = wire  # type: ignore[index]
+        return env
+
+    @classmethod
+    def _parse_lax(cls, data: bytes | str) -> Envelope:
+        try:
+            return cls.model_validate(json.loads(data))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise EnvelopeError(f"not JSON: {exc}") from None
         except ValidationError as exc:
@@ -159,5 +197,6 @@ class Signer:
         # The canonical form is the signed bytes with the sig member inserted where
         # RFC 8785 sorts it: before the top-level "ts", the last such member.
         at = signing.rfind(_TS_MEMBER)
-        sealed._canonical = signing[:at] + _SIG_MEMBER + sig.encode("ascii") + b'"' + signing[at:]
+        canonical = signing[:at] + _SIG_MEMBER + sig.encode("ascii") + b'"' + signing[at:]
+        sealed.__pydantic_private__["_canonical"] = canonical  # type: ignore[index]
         return sealed

@@ -21,14 +21,31 @@ from protocols.agenda import Outcome
 
 
 class AskTally:
-    def __init__(self, me: str) -> None:
+    def __init__(self, me: str, codes: Mapping[tuple[str, str], int] | None = None) -> None:
         self.me = me
         #: The latest offer seen from each other delegate.
         self.latest: dict[str, Outcome] = {}
-        #: (issue, option) -> how many of the others' offers asked for it.
-        self.counts: dict[tuple[str, str], int] = {}
         #: How many offers have been counted: closeness changes only when this does.
         self.offers = 0
+        #: With `codes` (the agenda's `item_codes`), the counts are kept in a list indexed
+        #: by item code (what `Strategy.choose_offer` scores outcomes with), and `counts`
+        #: is built from it when read; items the codes lack are counted in a dict.
+        self.codes = codes
+        self.by_code: list[int] = [0] * (max(codes.values(), default=-1) + 1) if codes else []
+        self._counts: dict[tuple[str, str], int] = {}
+        self._unknown: dict[tuple[str, str], int] = {}
+        self._counted = 0  # `offers` when `_counts` was last built from `by_code`
+
+    @property
+    def counts(self) -> dict[tuple[str, str], int]:
+        """(issue, option) -> how many of the others' offers asked for it."""
+        if self.codes is None or self._counted == self.offers:
+            return self._counts
+        by_code = self.by_code
+        counts = {item: by_code[code] for item, code in self.codes.items() if by_code[code]}
+        counts.update(self._unknown)
+        self._counts, self._counted = counts, self.offers
+        return counts
 
     def __bool__(self) -> bool:
         return bool(self.latest)
@@ -38,9 +55,19 @@ class AskTally:
             return
         self.latest[sender] = dict(offer)
         self.offers += 1
-        counts = self.counts
+        codes = self.codes
+        if codes is None:
+            counts = self._counts
+            for item in offer.items():
+                counts[item] = counts.get(item, 0) + 1
+            return
+        by_code = self.by_code
         for item in offer.items():
-            counts[item] = counts.get(item, 0) + 1
+            code = codes.get(item)
+            if code is None:
+                self._unknown[item] = self._unknown.get(item, 0) + 1
+            else:
+                by_code[code] += 1
 
     def closeness(self, outcome: Mapping[str, str]) -> int:
         """How many times the others asked for the options of `outcome`, summed."""

@@ -18,8 +18,9 @@ from pydantic import BaseModel, ConfigDict
 
 from constituencies import Mandate, ValueModel
 from delegates.asks import AskTally
-from delegates.justification import justify, value_summary
+from delegates.justification import Explained, Explainer, justify, value_summary
 from delegates.outcome_space import OutcomeSpace
+from protocols import trusted
 from protocols.agenda import Agenda, Outcome
 from protocols.events import Call
 from protocols.moves import Accept, Critique, Move, Propose, Rank, Reject, Vote, Votes
@@ -81,18 +82,30 @@ class Strategy(ABC):
         self.view = view
         self.options = options if options is not None else self.Options()
         # What the others have asked for: their latest offers and a tally per option.
-        self.tally = AskTally(view.delegate_id)
+        space = view.space
+        self.tally = AskTally(view.delegate_id, getattr(space, "item_codes", None))
         # The latest offer seen from each other delegate (the tally's own dict).
         self.seen: dict[str, Outcome] = self.tally.latest
         # choose_offer's last scoring: (neighbourhood, offers counted, closest outcomes).
         self._closest: tuple[range, int, list[Outcome]] | None = None
+        # The closeness of the admissible outcomes lo..hi-1 while `offers` offers were
+        # counted: (offers, lo, hi, scores). A neighbourhood moves a little each turn.
+        self._scored: tuple[int, int, int, list[int]] = (-1, 0, 0, [])
+        # Utility, justification and value summary of an outcome, in one lookup.
+        self.explain = Explainer(view.model)
+        self._current: tuple[Outcome, Explained] | None = None
+        # Whether choose_offer can score by item codes (the tally counts by the space's).
+        self._indexed = self.tally.codes is not None and self.tally.codes is getattr(space, "item_codes", None)
+        # The outcome choose_offer last returned: one of the space's, so of the agenda's.
+        self._chosen: Outcome | None = None
 
     def observe(self, call: Call) -> None:
         """Note what the call shows of the others' positions."""
         if call.standing_offer is not None and call.offered_by:
             self.tally.observe(call.offered_by, call.standing_offer)
-        for entry in call.table or []:
-            self.tally.observe(entry.by, entry.offer)
+        if call.table:
+            for entry in call.table:
+                self.tally.observe(entry.by, entry.offer)
 
     # -- what a strategy must say ------------------------------------------------------
 
@@ -105,7 +118,7 @@ class Strategy(ABC):
     def respond(self, call: Call) -> Move:
         """The move to make when called. The delegate wrapper checks it against the mandate."""
         self.observe(call)
-        allowed = set(call.allowed)
+        allowed = call.allowed  # a few names: a list is searched faster than a set is built
         if "rank" in allowed:
             return self.rank(call)
         if "votes" in allowed:
@@ -122,12 +135,26 @@ class Strategy(ABC):
     # -- helpers -----------------------------------------------------------------------
 
     def _why(self, verb: str, outcome: Outcome, call: Call, extra: str = "") -> str:
-        u = self.view.utility(outcome)
+        # The outcome `bid` is explaining was looked up once already.
+        current = self._current
+        found = current[1] if current is not None and current[0] is outcome else self.explain(outcome)
         return (
-            f"{verb} an outcome worth {u:.2f} to us (aspiration {self.aspiration(call):.2f}, "
-            f"round {call.round} of {call.deadline_round}){extra}: it "
-            f"{value_summary(self.view.model, outcome)}."
+            f"{verb} an outcome worth {found.worth} to us (aspiration {self.aspiration(call):.2f}, "
+            f"round {call.round} of {call.deadline_round}){extra}: it {found.summary}."
         )
+
+    def _move(
+        self, cls: type[Propose] | type[Accept], outcome: Outcome, found: Explained, rationale: str
+    ) -> Move:
+        """`cls(offer=outcome, justification=justify(model, outcome, rationale))` where
+        `found` is `self.explain(outcome)`, built without validation when `outcome` is a
+        complete outcome of the agenda (all its ids are then the agenda's, already
+        validated); validated otherwise."""
+        justification = trusted.justification(found.claimed, list(found.cited), rationale)
+        if outcome is self._chosen or self.view.agenda.problem_with(outcome) is None:
+            build = trusted.propose if cls is Propose else trusted.accept
+            return build(dict(outcome), justification)
+        return cls(offer=outcome, justification=justification)
 
     #: The neighbourhood of the aspiration that `choose_offer` searches: from the lowest
     #: admissible utility at or above it, up to `neighbourhood_width` of the admissible
@@ -154,38 +181,88 @@ class Strategy(ABC):
             self.aspiration(call), self.neighbourhood_width * space.span, self.neighbourhood_size
         )
         if not near:
-            return space.all[0][1]
+            self._chosen = space.all[0][1]
+            return self._chosen
         ranked = space.admissible
-        floor = ranked[near[-1]][0]
-        if not self.tally:
-            return self.view.rng.choice(
+        tally = self.tally
+        if not tally.latest:
+            floor = ranked[near[-1]][0]
+            self._chosen = self.view.rng.choice(
                 [ranked[k][1] for k in near if ranked[k][0] - floor <= 1e-12]
             )
+            return self._chosen
         # While neither the neighbourhood nor the others' asks change (a Boulware opponent
         # repeats its offer for many rounds), the scores do not either: reuse them.
         last = self._closest
-        if last is not None and last[0] == near and last[1] == self.tally.offers:
+        if last is not None and last[0] == near and last[1] == tally.offers:
             chosen = last[2]
+        elif self._indexed:
+            chosen = self._closest_in(near)
+            self._closest = (near, tally.offers, chosen)
         else:
-            chosen = self.tally.closest(reversed(ranked[near.start : near.stop]))
-            self._closest = (near, self.tally.offers, chosen)
-        return self.view.rng.choice(chosen)
+            chosen = tally.closest(reversed(ranked[near.start : near.stop]))
+            self._closest = (near, tally.offers, chosen)
+        self._chosen = self.view.rng.choice(chosen)
+        return self._chosen
+
+    def _closest_in(self, near: range) -> list[Outcome]:
+        """`self.tally.closest(reversed(ranked[near.start : near.stop]))`, from scores
+        kept while the tally does not change, each outcome scored by list lookups."""
+        space = self.view.space
+        ranked = space.admissible
+        a, b = near.start, near.stop
+        offers, lo, hi, scores = self._scored
+        counts = self.tally.by_code.__getitem__
+        codes = space.codes
+        code = space.code
+
+        def score(ks: range) -> list[int]:
+            return [sum(map(counts, codes[k] or code(k))) for k in ks]
+
+        if offers != self.tally.offers or b <= lo or a >= hi or hi - lo > 8 * (b - a):
+            lo, hi, scores = a, b, score(near)
+        else:
+            if a < lo:
+                scores = score(range(a, lo)) + scores
+                lo = a
+            if b > hi:
+                scores = scores + score(range(hi, b))
+                hi = b
+        self._scored = (self.tally.offers, lo, hi, scores)
+        window = scores[a - lo : b - lo] if (lo, hi) != (a, b) else scores
+        # The last best in the window is the lowest in utility (the ranking is best
+        # first); the others tied with it in score and utility sit just below it.
+        best = max(window)
+        k = b - 1 - window[::-1].index(best)
+        at = ranked[k][0]
+        chosen = [ranked[k][1]]
+        k -= 1
+        while k >= a and ranked[k][0] == at:
+            if window[k - a] == best:
+                chosen.append(ranked[k][1])
+            k -= 1
+        return chosen
 
     # -- default answers to each kind of call ------------------------------------------
 
     def bid(self, call: Call) -> Move:
         """Alternating offers: accept the standing offer if it is good enough, else offer."""
-        model = self.view.model
+        explain = self.explain
         offer = self.choose_offer(call)
+        ours = explain(offer)
         standing = call.standing_offer
-        if standing is not None and "accept" in call.allowed:
-            threshold = min(self.aspiration(call), self.view.utility(offer))
-            if self.view.utility(standing) >= threshold - 1e-12:
-                return Accept(
-                    offer=standing,
-                    justification=justify(model, standing, self._why("Accepting", standing, call)),
-                )
-        return Propose(offer=offer, justification=justify(model, offer, self._why("Proposing", offer, call)))
+        try:
+            if standing is not None and "accept" in call.allowed:
+                threshold = min(self.aspiration(call), ours.utility)
+                theirs = explain(standing)
+                if theirs.utility >= threshold - 1e-12:
+                    # Only while this move is made: an outcome is a dict, and dicts change.
+                    self._current = (standing, theirs)
+                    return self._move(Accept, standing, theirs, self._why("Accepting", standing, call))
+            self._current = (offer, ours)
+            return self._move(Propose, offer, ours, self._why("Proposing", offer, call))
+        finally:
+            self._current = None
 
     def judge(self, call: Call) -> Move:
         """A text put to a vote: accept if it beats what it would replace, else if good enough."""

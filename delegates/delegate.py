@@ -77,6 +77,13 @@ class Delegate:
         self.ratifier = ratifier
         self.ratified: dict[tuple[tuple[str, str], ...], bool] = {}
         self._asked: list[Ratification] = []
+        # The mandate's verdict on an outcome (before ratification): the space remembers
+        # it per outcome, when the space is of this very model and mandate.
+        space = view.space
+        if getattr(space, "model", None) is view.model and getattr(space, "mandate", None) is view.mandate:
+            self._violation = space.violation
+        else:
+            self._violation = lambda offer: view.mandate.violation(offer, view.model.utility(offer))
 
     @property
     def id(self) -> str:
@@ -89,6 +96,10 @@ class Delegate:
     def decide(self, call: Call) -> Decision:
         self._asked = []
         move = self.strategy.respond(call)
+        if isinstance(move, (Propose, Accept)) and self._violation(move.offer) is None and (
+            not self.view.mandate.ratification  # `_dispose`'s usual case, inlined
+        ):
+            return Decision(move, [], [])
         return self._dispose(move, call)
 
     async def decide_async(self, call: Call) -> Decision:
@@ -100,6 +111,14 @@ class Delegate:
         return self._dispose(move, call)
 
     def _dispose(self, move: Move, call: Call) -> Decision:
+        if isinstance(move, (Propose, Accept)):
+            # The usual move, checked first without building the refusal's wording.
+            offer = move.offer
+            if self._violation(offer) is None and (
+                not self.view.mandate.ratification or self._ratified(offer, ask=True) is not False
+            ):
+                asked, self._asked = self._asked, []
+                return Decision(move, [], asked)
         enforced, reason = self._enforce(move, call)
         asked, self._asked = self._asked, []
         if reason is None:
@@ -134,7 +153,7 @@ class Delegate:
         return self.ratified[key]
 
     def _why_not(self, offer: dict[str, str], ask: bool = False) -> str | None:
-        why = self.view.mandate.violation(offer, self.view.model.utility(offer))
+        why = self._violation(offer)
         if why is None and self._ratified(offer, ask) is False:
             return "its constituents have not ratified it"
         return why

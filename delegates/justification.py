@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from operator import itemgetter
+from typing import NamedTuple
 from weakref import WeakKeyDictionary
 
 from constituencies import ValueModel
+from protocols import trusted
 from protocols.moves import CardCitation, Justification
 
 # A model's breakdown of an outcome never changes, and a negotiation justifies the same
@@ -34,18 +37,7 @@ def _memo(store: WeakKeyDictionary, model: ValueModel) -> dict:  # type: ignore[
 
 def justify(model: ValueModel, offer: Mapping[str, str], rationale: str) -> Justification:
     """Cite every card that moved the utility of `offer`; their contributions sum to it."""
-    memo = _memo(_cited, model)
-    key = _outcome_key(model, offer)
-    found = memo.get(key)
-    if found is None:
-        breakdown = model.breakdown(offer)
-        cited = [
-            CardCitation(card=c.card, contribution=c.contribution)
-            for c in breakdown.contributions
-            if c.contribution != 0.0
-        ]
-        found = memo[key] = (sum(c.contribution for c in cited), cited)
-    utility, cited = found
+    utility, cited = justify_parts(model, offer)
     # Validation copies the list, so no two justifications share one.
     return Justification(utility=utility, cited=cited, rationale=rationale)
 
@@ -63,4 +55,69 @@ def value_summary(model: ValueModel, offer: Mapping[str, str], n: int = 2) -> st
             verb = "honours" if c.contribution > 0 else "strains"
             parts.append(f"{verb} '{c.title}' ({c.contribution:+.2f})")
         found = memo[key] = "; ".join(parts) or "touches none of our cards"
+    return found
+
+
+class Explained(NamedTuple):
+    """All a move says about one outcome, for one value model (see `explain`)."""
+
+    utility: float  #: `model.utility(outcome)`, what strategies and mandates compare
+    claimed: float  #: the cited contributions summed, a justification's `utility`
+    cited: list[CardCitation]  #: as `justify` cites them (never handed out: copied)
+    summary: str  #: `value_summary(model, outcome)`
+    worth: str  #: `f"{utility:.2f}"`, as rationales quote it
+
+
+_explained: WeakKeyDictionary[ValueModel, dict[tuple[str, ...], Explained]] = WeakKeyDictionary()
+
+
+class Explainer:
+    """One value model's `Explained` outcomes, remembered per outcome like `justify`'s.
+
+    A strategy or a delegate keeps one for its model and asks it on every move: the
+    utility, the justification and the value summary of an outcome in one lookup. What
+    it returns is what `model.utility`, `justify` and `value_summary` return.
+    """
+
+    def __init__(self, model: ValueModel) -> None:
+        self.model = model
+        # The key of an outcome: its options, issue by issue (one issue: the option).
+        issues = tuple(model.issue_contexts)
+        self.key = itemgetter(*issues) if issues else (lambda outcome: ())
+        self.memo = _memo(_explained, model)
+
+    def __call__(self, outcome: Mapping[str, str]) -> Explained:
+        key = self.key(outcome)
+        found = self.memo.get(key)
+        if found is None:
+            memo = self.memo
+            if len(memo) >= _MEMO_SIZE:
+                memo.clear()
+            model = self.model
+            claimed, cited = justify_parts(model, outcome)
+            utility = model.utility(outcome)
+            found = memo[key] = Explained(
+                utility, claimed, cited, value_summary(model, outcome), f"{utility:.2f}"
+            )
+        return found
+
+    def justify(self, outcome: Mapping[str, str], rationale: str) -> Justification:
+        """`justify(model, outcome, rationale)`."""
+        found = self(outcome)
+        return trusted.justification(found.claimed, list(found.cited), rationale)
+
+
+def justify_parts(model: ValueModel, offer: Mapping[str, str]) -> tuple[float, list[CardCitation]]:
+    """What `justify` cites for `offer`: (utility, cited), remembered; do not mutate."""
+    memo = _memo(_cited, model)
+    key = _outcome_key(model, offer)
+    found = memo.get(key)
+    if found is None:
+        breakdown = model.breakdown(offer)
+        cited = [
+            CardCitation(card=c.card, contribution=c.contribution)
+            for c in breakdown.contributions
+            if c.contribution != 0.0
+        ]
+        found = memo[key] = (sum(c.contribution for c in cited), cited)
     return found

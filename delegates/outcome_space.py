@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from operator import itemgetter
 
 from constituencies import Mandate, ValueModel
 from protocols.agenda import Agenda, Outcome
+
+
+_UNKNOWN = object()
+_MEMO_SIZE = 1 << 16
 
 
 class OutcomeSpace:
@@ -44,6 +49,45 @@ class OutcomeSpace:
             self.admissible = [(u, o) for u, o in self.all if u >= floor]
         # Ascending utilities for bisect; admissible is sorted descending.
         self._ascending = [u for u, _ in reversed(self.admissible)]
+        #: The agenda's number for each (issue, option), and the numbers of the options
+        #: of admissible outcome k (`code(k)`, filled in as strategies ask).
+        self.item_codes = agenda.item_codes
+        self.codes: list[tuple[int, ...] | None] = [None] * len(self.admissible)
+        #: Best minus worst admissible utility: the range a strategy concedes over.
+        self.span = self.admissible[0][0] - self.admissible[-1][0] if self.admissible else 0.0
+        self.model = model
+        self.mandate = mandate
+        issues = [i.id for i in agenda.issues]
+        self._key = itemgetter(*issues)
+        self._issue_count = len(issues)
+        self._violations: dict[object, str | None] = {}
+
+    def violation(self, outcome: Mapping[str, str]) -> str | None:
+        """`mandate.violation(outcome, model.utility(outcome))`: why the mandate forbids
+        `outcome`, or None. Remembered per outcome of the agenda: a delegate checks every
+        move it makes, and makes the same few offers again and again."""
+        key = None
+        if len(outcome) == self._issue_count:
+            try:
+                key = self._key(outcome)  # every issue of the agenda, and nothing else
+                found = self._violations.get(key, _UNKNOWN)
+            except (KeyError, TypeError):
+                key, found = None, _UNKNOWN
+            if found is not _UNKNOWN:
+                return found  # type: ignore[return-value]
+        found = self.mandate.violation(outcome, self.model.utility(outcome))
+        if key is not None:
+            if len(self._violations) >= _MEMO_SIZE:
+                self._violations.clear()
+            self._violations[key] = found
+        return found
+
+    def code(self, k: int) -> tuple[int, ...]:
+        """The item codes (`Agenda.item_codes`) of the options of `admissible[k]`."""
+        found = self.codes[k]
+        if found is None:
+            found = self.codes[k] = tuple(map(self.item_codes.__getitem__, self.admissible[k][1].items()))
+        return found
 
     @property
     def best(self) -> float:
@@ -52,11 +96,6 @@ class OutcomeSpace:
     @property
     def worst(self) -> float:
         return self.all[-1][0]
-
-    @property
-    def span(self) -> float:
-        """Best minus worst admissible utility: the range a strategy concedes over."""
-        return self.admissible[0][0] - self.admissible[-1][0] if self.admissible else 0.0
 
     def count_at_least(self, target: float) -> int:
         """How many admissible outcomes have utility >= target (they lead `admissible`)."""
@@ -74,11 +113,12 @@ class OutcomeSpace:
         lowest ones kept. Two bisections, so a bid costs the same on 30 outcomes as on
         200,000: this is the presorted inverse of the utility function.
         """
-        n = self.count_at_least(target) or min(1, len(self.admissible))
+        size = len(self.admissible)
+        n = size - bisect.bisect_left(self._ascending, target - 1e-12) or min(1, size)
         if n == 0:
             return range(0)
         ceiling = self.admissible[n - 1][0] + width + 1e-12
-        above_ceiling = len(self.admissible) - bisect.bisect_right(self._ascending, ceiling)
+        above_ceiling = size - bisect.bisect_right(self._ascending, ceiling)
         return range(max(n - limit, above_ceiling, 0), n)
 
     def closest_above(self, target: float) -> list[tuple[float, Outcome]]:

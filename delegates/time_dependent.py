@@ -40,14 +40,21 @@ class TimeDependent(Strategy):
         self.best = space.admissible[0][0] if space.admissible else space.best
         worst_admissible = space.admissible[-1][0] if space.admissible else space.worst
         self.floor = max(view.mandate.reservation, worst_admissible)
+        self._last_target: tuple[float, float] = (float("nan"), 0.0)
 
     def target(self, t: float) -> float:
+        """The aspiration at time t: a function of t alone (a subclass may redefine it,
+        keeping that so, as the aspiration of a time is computed once a turn)."""
         t = min(max(t, 0.0), 1.0)
         return self.best - (self.best - self.floor) * t ** (1.0 / self.e)
 
     def aspiration(self, call: Call) -> float:
         # Aim at where we will be after this turn, so the last round still concedes fully.
-        return self.target(call.round / call.deadline_round)
+        t = call.round / call.deadline_round
+        last = self._last_target  # asked several times a turn: the last answer is kept
+        if t != last[0]:
+            last = self._last_target = (t, self.target(t))
+        return last[1]
 
 
 class Boulware(TimeDependent):

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from pydantic import Field
 
+from protocols import trusted
 from protocols.agenda import Agenda
 from protocols.base import Protocol, ProtocolParams
 from protocols.events import Absence, Call, ChairEvent, Ended, Rejection
@@ -65,15 +66,16 @@ class StackedAlternatingOffers(Protocol):
         return [self._call()]
 
     def _call(self, note: str = "") -> Call:
-        allowed = ["propose"] if self.standing_offer is None else ["accept", "propose"]
-        self._pending = Call(
-            to=self.current,
-            round=self.round,
-            deadline_round=self.params.deadline_rounds,
-            allowed=allowed,
-            standing_offer=self.standing_offer,
-            offered_by=self.offered_by,
-            note=note,
+        standing = self.standing_offer
+        # Built from the protocol's own validated state, on every turn: not validated again.
+        self._pending = trusted.turn_call(  # to, round, deadline_round, allowed, ...
+            self.participants[self._turn],
+            self.round,
+            self.params.deadline_rounds,
+            ["propose"] if standing is None else ["accept", "propose"],
+            None if standing is None else dict(standing),  # standing_offer
+            self.offered_by,
+            note,
         )
         return self._pending
 
@@ -107,31 +109,34 @@ class StackedAlternatingOffers(Protocol):
         return [rejection, self._call(note=f"your last move was refused: {reason}")]
 
     def receive(self, sender: str, move: Move) -> list[ChairEvent]:
-        if self.done:
+        if self._ended is not None:
             return [Rejection(to=sender, reason="the session has ended", move=move.model_dump())]
-        if sender not in self._missed:
+        missed = self._missed
+        if sender not in missed:
             return [Rejection(to=sender, reason=f"{sender!r} is not a participant")]
-        if sender != self.current:
+        if sender != self.participants[self._turn]:
             return self._illegal(sender, move, f"out of turn: it is {self.current}'s turn")
-        problem = self.agenda.problem_with(move.offer)
+        offer = move.offer
+        problem = self.agenda.problem_with(offer)
         if problem:
             return self._illegal(sender, move, problem)
+        if isinstance(move, Propose):
+            missed[sender] = 0
+            self.standing_offer = dict(offer)
+            self.offered_by = sender
+            self._accepted = []
+            return self._advance()
         if isinstance(move, Accept):
             if self.standing_offer is None:
                 return self._illegal(sender, move, "there is no standing offer to accept")
-            if move.offer != self.standing_offer:
+            if offer != self.standing_offer:
                 return self._illegal(sender, move, "accepts an offer that is not the standing one")
             if sender == self.offered_by:
                 return self._illegal(sender, move, "a delegate cannot accept its own offer")
-        self._missed[sender] = 0
-        if isinstance(move, Propose):
-            self.standing_offer = dict(move.offer)
-            self.offered_by = sender
-            self._accepted = []
-        else:
-            self._accepted.append(sender)
-            if len(self._accepted) == len(self.participants) - 1:
-                return self._end(dict(self.standing_offer), "all delegates accepted")  # type: ignore[arg-type]
+        missed[sender] = 0
+        self._accepted.append(sender)
+        if len(self._accepted) == len(self.participants) - 1:
+            return self._end(dict(self.standing_offer), "all delegates accepted")  # type: ignore[arg-type]
         return self._advance()
 
     def timeout(self, delegate: str) -> list[ChairEvent]:

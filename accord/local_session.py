@@ -1,0 +1,354 @@
+"""A signed session without a bus: the chair's protocol and every delegate called
+directly, in one process, every message still signed and chained into the ledger.
+
+`run_session` on the memory bus checks each delegate message's signature on receipt,
+as a chair must when delegates are other processes. Here nothing crosses a process:
+checking signatures this process has just made would prove nothing. What the
+signatures are for is the record, and `accord verify` (`Ledger.verify`) checks that
+afterwards. So `run_local` skips the bus, the asyncio tasks and the checks on
+receipt, and writes the ledger in a few large batches instead of one per 50 ms.
+
+What it writes is what `run_session(plan, ledger, bus_url="memory://")` writes: the
+same entries (actor, sequence number, kind, body) in the same order, each sealed by
+its actor's key (only the `ts` clocks and the keys, hence the signatures, differ), the
+same checkpoints (every `CHECKPOINT_EVERY` entries, and a final one co-signed by every
+delegate) and the same outcome row. It delivers the chair's messages in the order the
+memory bus does (see `_Run.batches`), so the delegates make the same moves; the chair's
+rules for what it records are the chair's own (`accord.chair`: sequence numbers, replayed
+and oversized messages, malformed moves) minus the signature and topic checks, which
+cannot fail here. `tests/test_local_session.py` checks the equality entry for entry.
+
+What it does not do: turn timeouts (nothing is waited for: a delegate answers when it is
+called) and strategies that answer asynchronously (a language model: run those on a
+bus; refused before anything is written). Entries reach the ledger in batches of up to
+`FLUSH_ENTRIES` (a bilateral negotiation: one), and if the run fails, what was recorded
+is appended before the error propagates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from typing import Any, Final
+
+from pydantic import ValidationError
+
+from accord import chair as _chair
+from accord.bus.topics import delegate_outbox
+from accord.chair import CHAIR, MALFORMED_LIMIT, group_calls
+from accord.delegate_runner import answer_bodies
+from accord.keystore import KeyStore
+from accord.ledger import Envelope, Identity, Ledger, Signer
+from accord.ledger.checkpoint import Checkpoint, cosign, origin_for, sign_checkpoint
+from accord.ledger.envelope import MAX_ENVELOPE_BYTES
+from accord.ledger.store import CHECKPOINT_EVERY
+from accord.progress import ProgressSink, SessionEvent
+from accord.session import SessionResult, finish, new_session_id, opening_body
+from accord.session_plan import SessionPlan
+from delegates.delegate import Delegate
+from protocols.events import Call, ChairEvent, Ended, Rejection
+
+# What `accord run --bus` takes for "no bus": this module.
+NO_BUS: Final = "none"
+# Entries kept in memory before they are appended (one transaction per batch). A
+# bilateral negotiation is one batch; a crash loses at most this many entries.
+FLUSH_ENTRIES: Final = 8192
+
+_Entry = tuple[Envelope, bytes]
+# What a delegate is handed: a call (with its JSON body, as the bus delegate compares
+# it with the last call it answered) or a rejection's reason.
+_Work = tuple[Call, dict[str, Any]] | str
+
+
+class LocalSessionError(RuntimeError):
+    """The session cannot run without a bus (or stalled where a bus run would time out)."""
+
+
+class _Member:
+    """A delegate as the busless run drives it: what `DelegateRunner` keeps."""
+
+    __slots__ = ("delegate", "id", "last_answered", "last_sent", "outbox", "signer", "value_model")
+
+    def __init__(self, delegate: Delegate, signer: Signer, value_model: str, outbox: str) -> None:
+        self.delegate = delegate
+        self.id = delegate.id
+        self.signer = signer
+        self.value_model = value_model
+        self.outbox = outbox
+        self.last_answered: dict[str, Any] | None = None
+        self.last_sent: list[_Entry] = []
+
+
+class _Run:
+    """The chair and the delegates of one session, driven without I/O."""
+
+    def __init__(
+        self, plan: SessionPlan, session_id: str, identities: dict[str, Identity], progress: ProgressSink | None
+    ) -> None:
+        self.protocol = plan.new_protocol()
+        self.moves = self.protocol.move_adapter()
+        self.chair = Signer(identities[CHAIR], session_id)
+        self.members = {
+            p.id: _Member(
+                p.delegate, Signer(identities[p.id], session_id), p.model.hash, delegate_outbox(session_id, p.id)
+            )
+            for p in plan.participants
+        }
+        self.order = list(self.members)  # who a broadcast reaches first: subscription order
+        self.progress = progress
+        self.group_from = max(2, _chair.GROUP_CALLS_FROM)  # read now: tests lower it
+        self.buffer: list[_Entry] = []
+        self.recorded = 0
+        self.next_seq: dict[str, int] = {}
+        self.seen: dict[tuple[str, int], bytes] = {}
+        self.malformed: dict[str, int] = {}
+        # What the chair has published since the delegates' last turn, in order:
+        # (delegate, work) on a delegate's inbox, or (None, {delegate: work} or None) on
+        # the broadcast topic, which every delegate reads.
+        self.published: list[tuple[str | None, Any]] = []
+
+    # -- the run ------------------------------------------------------------------------
+
+    def batches(self, open_body: dict[str, Any]) -> Iterator[list[_Entry]]:
+        """Run the session to its end; yield the recorded entries in batches to append.
+
+        In turns, as the memory bus has them happen: the delegates act on everything the
+        chair published since their last turn (`_turn_order`), then the chair consumes
+        everything they sent, in order, publishing as it goes. (On the bus a call reaches
+        a delegate, and its answer the bus, through fewer tasks than the answer takes to
+        reach the chair's loop: every delegate called has answered before the chair reads
+        the first answer.)
+        """
+        self._send("session.open", open_body)
+        self._dispatch(self.protocol.start())
+        protocol = self.protocol
+        while not protocol.done:
+            published, self.published = self.published, []
+            answers: list[tuple[_Member, Envelope, bytes]] = []
+            for member, items in self._turn_order(published):
+                for item in items:
+                    if isinstance(item, str):
+                        member.last_answered = None  # a call after a rejection is a new question
+                        member.delegate.strategy.observe_rejection(item)
+                    else:
+                        answers.extend(self._answer(member, *item))
+            if not answers:
+                waiting = sorted({call.to for call in protocol.pending})
+                raise LocalSessionError(
+                    f"the protocol waits for {', '.join(waiting) or 'nobody'} and nothing is left "
+                    "to deliver; on a bus the turn would time out: run it on a bus (memory://)"
+                )
+            for member, env, raw in answers:
+                if protocol.done:
+                    break  # what arrives after the end is not recorded
+                self._consume(member, env, raw)
+            if len(self.buffer) >= FLUSH_ENTRIES:
+                yield self.take()
+        ended = protocol.ended
+        assert ended is not None
+        self._send("session.close", {"reason": ended.reason})
+        yield self.take()
+
+    def take(self) -> list[_Entry]:
+        batch, self.buffer = self.buffer, []
+        return batch
+
+    def _answer(self, member: _Member, call: Call, body: dict[str, Any]) -> list[tuple[_Member, Envelope, bytes]]:
+        """`DelegateRunner._act` and `_answer`: the envelopes a delegate sends for a call."""
+        if body == member.last_answered:
+            # The same call again: the bus delegate sends the same envelopes again.
+            sent = member.last_sent
+        else:
+            member.last_answered = body
+            decision = member.delegate.decide(call)
+            seal = member.signer.seal
+            sent = member.last_sent = []
+            for kind, answer in answer_bodies(call, decision, member.value_model, member.delegate.strategy):
+                env = seal(kind, answer)
+                sent.append((env, env.canonical()))
+        return [(member, env, raw) for env, raw in sent]
+
+    # -- the chair's side (`Chair._consume`, `_apply`, `_dispatch`) ----------------------
+
+    def _consume(self, member: _Member, env: Envelope, raw: bytes) -> None:
+        if len(raw) > MAX_ENVELOPE_BYTES:
+            self._refused(member, raw, f"envelope of {len(raw)} bytes exceeds {MAX_ENVELOPE_BYTES}")
+            return
+        actor, seq = env.actor, env.seq
+        expected = self.next_seq.get(actor, 1)
+        if seq < expected and self.seen.get((actor, seq)) == raw:
+            self._refused(member, raw, f"replayed sequence number {seq} from {actor!r}: already recorded")
+            return
+        if seq != expected:
+            why = "replayed" if seq < expected else "out of order"
+            self._refused(member, raw, f"{why} sequence number {seq} from {actor!r} (expected {expected})")
+            return
+        self.next_seq[actor] = expected + 1
+        self.seen[(actor, seq)] = raw
+        self._record(env, raw)
+        if env.kind == "move":
+            self._dispatch(self._apply(actor, env))
+
+    def _apply(self, actor: str, env: Envelope) -> list[ChairEvent]:
+        data = env.body.get("move")
+        try:
+            move = self.moves.validate_python(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            return self._after_malformed(actor, f"malformed move: {where}: {first['msg']}")
+        self.malformed.pop(actor, None)
+        return self.protocol.receive(actor, move)
+
+    def _after_malformed(self, actor: str, reason: str) -> list[ChairEvent]:
+        events: list[ChairEvent] = [Rejection(to=actor, reason=reason)]
+        self.malformed[actor] = self.malformed.get(actor, 0) + 1
+        if self.malformed[actor] >= MALFORMED_LIMIT:
+            del self.malformed[actor]
+            return events + self.protocol.timeout(actor)
+        return events + [call for call in self.protocol.pending if call.to == actor]
+
+    def _refused(self, member: _Member, payload: bytes, reason: str) -> None:
+        body = {
+            "topic": member.outbox,
+            "sha256": hashlib.sha256(payload).hexdigest(),
+            "bytes": len(payload),
+            "reason": reason,
+        }
+        self._send("refused-message", body)
+
+    def _dispatch(self, events: list[ChairEvent]) -> None:
+        if not events:
+            return
+        groups = group_calls(events, self.group_from) if len(events) >= self.group_from else {}
+        published = self.published
+        for event in events:
+            if isinstance(event, Call):
+                group = groups.get(id(event))
+                if group is None:
+                    body = event.model_dump(mode="json")
+                    self._deliverable(self._send("call", body), "call", event.to)
+                    published.append((event.to, (event, body)))
+                else:  # the group's first call carries it; the others are in it
+                    for chunk in group:
+                        self._deliverable(self._send("calls", chunk), "calls", event.to)
+                        shared = {k: v for k, v in chunk.items() if k != "to"}
+                        work = {}
+                        for to in chunk["to"]:
+                            mine = shared | {"to": to}  # what `call_for` gives the delegate
+                            work[to] = (Call.model_validate(mine), mine)
+                        published.append((None, work))
+                continue
+            body = event.model_dump(mode="json")
+            if isinstance(event, Rejection):
+                raw = self._send("rejection", body)
+                # A delegate ignores a chair envelope too large to parse (it still wakes).
+                published.append((event.to, event.reason if len(raw) <= MAX_ENVELOPE_BYTES else None))
+            else:
+                self._send(event.kind, body)
+                if not isinstance(event, Ended):
+                    published.append((None, None))
+
+    def _deliverable(self, raw: bytes, kind: str, to: str) -> None:
+        if len(raw) > MAX_ENVELOPE_BYTES:
+            raise LocalSessionError(
+                f"a {kind} envelope for {to} of {len(raw)} bytes exceeds {MAX_ENVELOPE_BYTES}: a "
+                "delegate would ignore it and its turn time out; run it on a bus (memory://)"
+            )
+
+    def _turn_order(self, published: list[tuple[str | None, Any]]) -> list[tuple[_Member, list[_Work]]]:
+        """Who acts on what the chair published, in the order the memory bus has them act.
+
+        There each delegate has a reader task per subscription (its inbox, the broadcast
+        topic) feeding a queue that its runner task drains. The chair's publishes wake
+        the readers in publish order (a broadcast: every delegate's, in subscription
+        order, which is participant order), each reader wakes its delegate's runner, and
+        the runners act in the order they woke, each on everything it was handed."""
+        members = self.members
+        if all(to is not None and work is not None for to, work in published) and len(
+            {to for to, _ in published}
+        ) == len(published):
+            return [(members[to], [work]) for to, work in published]  # type: ignore[index]
+        readers: dict[tuple[bool, str], list[Any]] = {}
+        for to, work in published:
+            if to is not None:
+                readers.setdefault((False, to), []).append(work)  # None: nothing to act on
+                continue
+            for delegate in self.order:
+                readers.setdefault((True, delegate), []).append(None if work is None else work.get(delegate))
+        runners: dict[str, list[_Work]] = {}
+        for (_, delegate), items in readers.items():
+            runners.setdefault(delegate, []).extend(item for item in items if item is not None)
+        return [(members[delegate], items) for delegate, items in runners.items()]
+
+    def _send(self, kind: str, body: dict[str, Any]) -> bytes:
+        env = self.chair.seal(kind, body)
+        raw = env.canonical()
+        self._record(env, raw)
+        return raw
+
+    def _record(self, env: Envelope, raw: bytes) -> None:
+        self.buffer.append((env, raw))
+        if self.progress is not None:
+            self.progress(SessionEvent(self.recorded, env.kind, env.actor, env.body))
+        self.recorded += 1
+
+
+def refuse_unrunnable(plan: SessionPlan) -> None:
+    """Strategies that answer asynchronously (a language model) need the event loop
+    while they think: they run on a bus, not here."""
+    for p in plan.participants:
+        if getattr(p.delegate.strategy, "respond_async", None) is not None:
+            raise LocalSessionError(
+                f"delegate {p.id!r} ({p.strategy_name}) answers asynchronously (a language "
+                "model): run the session on a bus (--bus memory://)"
+            )
+
+
+async def _seal(ledger: Ledger, session_id: str, chair: Identity, witnesses: list[Identity]) -> Checkpoint:
+    """`Ledger.seal` in one write instead of two: the end-of-session checkpoint signed by
+    the chair and co-signed by every delegate before it is stored (`seal` stores the
+    chair's, then adds the cosignatures; the stored checkpoint is the same)."""
+    tree = await ledger.tree(session_id)
+    checkpoint = sign_checkpoint(origin_for(session_id), tree.size, tree.root(), chair)
+    for witness in witnesses:
+        checkpoint = cosign(checkpoint, witness)
+    return await ledger.save_checkpoint(session_id, checkpoint)
+
+
+async def run_local(
+    plan: SessionPlan,
+    ledger: Ledger,
+    *,
+    session_id: str | None = None,
+    keystore: KeyStore | None = None,
+    progress: ProgressSink | None = None,
+    extra_opening: dict[str, Any] | None = None,
+) -> SessionResult:
+    """Run `plan` to its outcome without a bus; every message signed and chained into
+    `ledger` as `run_session` on the memory bus would (see the module's docstring)."""
+    refuse_unrunnable(plan)
+    session_id = session_id or new_session_id(plan.spec.id)
+    identities = {CHAIR: Identity.generate(CHAIR)} | {p.id: Identity.generate(p.id) for p in plan.participants}
+    keys = {actor: i.public_key for actor, i in identities.items()}
+    open_body = opening_body(plan, session_id, keys) | (extra_opening or {})
+    if keystore is not None:
+        keystore.save(session_id, identities)
+    await ledger.create_session(session_id, plan.spec.id, plan.spec.title, plan.spec_hash)
+    run = _Run(plan, session_id, identities, progress)
+    ledger.checkpoint_every(session_id, identities[CHAIR], CHECKPOINT_EVERY)
+    try:
+        try:
+            for batch in run.batches(open_body):
+                await ledger.append_canonical(session_id, batch)
+        except BaseException:
+            # As a bus run would have: what was recorded before the failure is kept.
+            if run.buffer:
+                await ledger.append_canonical(session_id, run.take())
+            raise
+    finally:
+        ledger.stop_checkpointing(session_id)
+    await _seal(ledger, session_id, identities[CHAIR], [identities[p.id] for p in plan.participants])
+    ended = run.protocol.ended
+    assert ended is not None
+    return await finish(plan, ledger, session_id, ended, run.recorded)

@@ -286,10 +286,14 @@ class Chair:
                 ):
                     self._start_append()
                 timeout = self._next_deadline(now)
-                if timeout is not None and timeout <= 0:
+                due = timeout is not None and timeout <= 0
+                if due and not in_flight:
                     await self._dispatch(self._expire(now))
                     continue
-                if len(in_flight) < depth:
+                # A deadline is due while batches already taken are being checked: they
+                # arrived before it, so they are settled (awaited, consumed) first, as
+                # when each batch was checked inline; only then are the late timed out.
+                if not due and len(in_flight) < depth:
                     items: list[Message | _InboxEnded] = []
                     if waiting is not None and waiting.done():
                         items.append(waiting.result())
@@ -303,7 +307,9 @@ class Chair:
                     if items:
                         in_flight.append(self._check_signatures(items))
                         continue  # more to take while there is room, the checks run
-                if in_flight and in_flight[0].checks.done():
+                if in_flight and (due or in_flight[0].checks.done()):
+                    if not in_flight[0].checks.done():
+                        await asyncio.wait({in_flight[0].checks})
                     batch = in_flight.popleft()
                     for item, pre in zip(batch.items, self._checked(batch), strict=True):
                         if isinstance(item, _InboxEnded):
@@ -338,7 +344,9 @@ class Chair:
                     timeout=None if timeout is None else max(0.0, timeout),
                     return_when=asyncio.FIRST_COMPLETED,
                 )
-                if not done or done == {self._appending}:
+                if (not done or done == {self._appending}) and not in_flight:
+                    # (With batches in flight, the loop's top settles them before any
+                    # deadline they beat is expired.)
                     await self._dispatch(self._expire(loop.time()))
         finally:
             if waiting is not None:

@@ -195,3 +195,33 @@ def test_the_cli_has_the_option() -> None:
 
     out = CliRunner().invoke(app, ["chair", "--help"], env={"COLUMNS": "200"})
     assert out.exit_code == 0 and "--check-workers" in out.output
+
+
+def test_answers_still_being_checked_at_their_deadline_are_not_timed_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reply taken from the inbox before its deadline but whose signature check ends
+    after it is applied, not timed out: as when each batch was checked inline. Checks
+    are slowed to 0.4 s against a 0.3 s turn timeout (the replies themselves are
+    immediate, on the memory bus)."""
+    import yaml
+
+    checked = SignatureChecker.check
+
+    def slow(self: SignatureChecker, envs: list[Envelope]) -> asyncio.Future[list[bool]]:
+        inner = checked(self, envs)
+        loop = asyncio.get_running_loop()
+        out: asyncio.Future[list[bool]] = loop.create_future()
+        inner.add_done_callback(lambda f: loop.call_later(0.4, lambda: out.set_result(f.result())))
+        return out
+
+    monkeypatch.setattr(SignatureChecker, "check", slow)
+    spec = yaml.safe_load((FIXTURES / "tiny.yaml").read_text())
+    spec["turn_timeout_s"] = 0.3
+    path = tmp_path / "slow-checks.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    plan, _ = load_plan(path)
+    _, result, rows = run(run_plan(plan, tmp_path / "slow.db"))
+    kinds = [row.kind for row in rows]
+    assert "timeout" not in kinds and "absence" not in kinds and "rejection" not in kinds
+    assert result.ended == simulate(load_plan(path)[0]).ended

@@ -8,12 +8,14 @@ import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from accord.bus.base import SUPPORTED_SCHEMES
 from accord.delegate_runner import ResumeError
 from accord.distributed import HostError, host_chair, host_delegates, launch
 from accord.keystore import KeyStore, KeyStoreError, default_keys_dir
@@ -96,7 +98,7 @@ def run(
     except SessionFileError as exc:
         _fail(str(exc))
         raise
-    if bus != NO_BUS and not bus.startswith(("memory:", "mqtt:", "mqtts:")):
+    if bus != NO_BUS and urlsplit(bus).scheme.lower() not in SUPPORTED_SCHEMES:
         _fail(f"--bus {bus!r}: use memory:// (the default), mqtt://host:port, or {NO_BUS} (no bus)")
     if bus == NO_BUS:
         try:

@@ -222,3 +222,8 @@ def test_progress_sees_every_entry_as_it_is_recorded(tmp_path: Path) -> None:
     result, rows = run(go())
     assert [e.idx for e in seen] == list(range(len(rows))) and len(rows) == result.entries
     assert [(e.actor, e.kind, e.body) for e in seen] == [(r.actor, r.kind, r.body) for r in rows]
+
+
+def test_bus_schemes_are_case_insensitive_as_open_bus_reads_them(tmp_path: Path) -> None:
+    out = CliRunner().invoke(app, ["run", str(TINY), "--bus", "Memory://", "--ledger", str(tmp_path / "l.db"), "--json"])
+    assert out.exit_code == 0, out.output

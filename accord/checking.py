@@ -19,7 +19,9 @@ and it is up to the caller to use them in its own. A worker that dies (killed, o
 memory) costs only speed: what it owed, and what no worker is left for, is checked in
 this process.
 
-This module imports nothing heavy at module level: a worker process loads only it.
+This module imports nothing heavy at module level, so that the worker's own code pulls
+in no SQLAlchemy nor pydantic; a forkserver or spawn child still re-imports the
+parent's `__main__` (for the `accord` command, its CLI module), as multiprocessing does.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ def _serve(conn: Connection, keys: dict[str, str]) -> None:
         try:
             parsed[actor] = Ed25519PublicKey.from_public_bytes(base64.b64decode(key, validate=True))
         except (binascii.Error, ValueError):
-            continue  # as `PublicKeys.verify`: such an actor's signatures never verify
+            continue  # never verifies here; `settle` falls back to `Envelope.verify`, which says why
     clock = time.thread_time  # CPU time: a worker preempted by other jobs is not verifying
     conn.send(("ready", 0.0))
     try:

@@ -147,6 +147,37 @@ class _Deadlines:
         return sorted(d for d, t in self._at.items() if t <= now)
 
 
+class MoveIntake:
+    """A recorded delegate move handed to the protocol: parsed with the protocol's move
+    adapter, or refused with a reason (a `Rejection` and the turn called again; the
+    `MALFORMED_LIMIT`-th malformed move in a row counts as a timeout). The chair and the
+    busless run (`accord.local_session`) share it, so both apply the same rule."""
+
+    def __init__(self, protocol: Protocol) -> None:
+        self.protocol = protocol
+        self._adapter = protocol.move_adapter()
+        self._malformed: dict[str, int] = {}
+
+    def apply(self, actor: str, data: Any) -> list[ChairEvent]:
+        try:
+            move = self._adapter.validate_python(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            return self._after_malformed(actor, f"malformed move: {where}: {first['msg']}")
+        self._malformed.pop(actor, None)
+        return self.protocol.receive(actor, move)
+
+    def _after_malformed(self, actor: str, reason: str) -> list[ChairEvent]:
+        events: list[ChairEvent] = [Rejection(to=actor, reason=reason)]
+        self._malformed[actor] = self._malformed.get(actor, 0) + 1
+        if self._malformed[actor] >= MALFORMED_LIMIT:
+            del self._malformed[actor]
+            return events + self.protocol.timeout(actor)
+        # The turn is still the sender's: call it again so the session goes on.
+        return events + [call for call in self.protocol.pending if call.to == actor]
+
+
 class Chair:
     def __init__(
         self,
@@ -179,8 +210,7 @@ class Chair:
         self._recorded = 0
         self._next_seq: dict[str, int] = {}
         self._deadlines = _Deadlines()
-        self._moves = protocol.move_adapter()
-        self._malformed: dict[str, int] = {}
+        self._intake = MoveIntake(protocol)
         self._seen: dict[tuple[str, int], bytes] = {}
         self.watch_presence = watch_presence
         self.group_calls_from = max(2, GROUP_CALLS_FROM if group_calls_from is None else group_calls_from)
@@ -529,24 +559,7 @@ class Chair:
         """What a checked, recorded delegate envelope does to the protocol."""
         if env.kind != "move":
             return []
-        try:
-            move = self._moves.validate_python(env.body.get("move"))
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            return self._after_malformed(env.actor, f"malformed move: {where}: {first['msg']}")
-        self._malformed.pop(env.actor, None)
-        return self.protocol.receive(env.actor, move)
-
-    def _after_malformed(self, actor: str, reason: str) -> list[ChairEvent]:
-        """Refuse a move the protocol cannot even parse; repeated, it counts as a timeout."""
-        events: list[ChairEvent] = [Rejection(to=actor, reason=reason)]
-        self._malformed[actor] = self._malformed.get(actor, 0) + 1
-        if self._malformed[actor] >= MALFORMED_LIMIT:
-            del self._malformed[actor]
-            return events + self.protocol.timeout(actor)
-        # The turn is still the sender's: call it again so the session goes on.
-        return events + [call for call in self.protocol.pending if call.to == actor]
+        return self._intake.apply(env.actor, env.body.get("move"))
 
     def _record_refused(self, message: Message, reason: str) -> None:
         digest = hashlib.sha256(message.payload).hexdigest()

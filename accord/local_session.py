@@ -31,11 +31,9 @@ import hashlib
 from collections.abc import Iterator
 from typing import Any, Final
 
-from pydantic import ValidationError
-
 from accord import chair as _chair
 from accord.bus.topics import delegate_outbox
-from accord.chair import CHAIR, MALFORMED_LIMIT, group_calls
+from accord.chair import CHAIR, MoveIntake, group_calls
 from accord.delegate_runner import answer_bodies
 from accord.keystore import KeyStore
 from accord.ledger import Envelope, Identity, Ledger, Signer
@@ -86,7 +84,7 @@ class _Run:
         self, plan: SessionPlan, session_id: str, identities: dict[str, Identity], progress: ProgressSink | None
     ) -> None:
         self.protocol = plan.new_protocol()
-        self.moves = self.protocol.move_adapter()
+        self.intake = MoveIntake(self.protocol)
         self.chair = Signer(identities[CHAIR], session_id)
         self.members = {
             p.id: _Member(
@@ -101,7 +99,6 @@ class _Run:
         self.recorded = 0
         self.next_seq: dict[str, int] = {}
         self.seen: dict[tuple[str, int], bytes] = {}
-        self.malformed: dict[str, int] = {}
         # What the chair has published since the delegates' last turn, in order:
         # (delegate, work) on a delegate's inbox, or (None, {delegate: work} or None) on
         # the broadcast topic, which every delegate reads.
@@ -187,26 +184,7 @@ class _Run:
         self.seen[(actor, seq)] = raw
         self._record(env, raw)
         if env.kind == "move":
-            self._dispatch(self._apply(actor, env))
-
-    def _apply(self, actor: str, env: Envelope) -> list[ChairEvent]:
-        data = env.body.get("move")
-        try:
-            move = self.moves.validate_python(data)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            return self._after_malformed(actor, f"malformed move: {where}: {first['msg']}")
-        self.malformed.pop(actor, None)
-        return self.protocol.receive(actor, move)
-
-    def _after_malformed(self, actor: str, reason: str) -> list[ChairEvent]:
-        events: list[ChairEvent] = [Rejection(to=actor, reason=reason)]
-        self.malformed[actor] = self.malformed.get(actor, 0) + 1
-        if self.malformed[actor] >= MALFORMED_LIMIT:
-            del self.malformed[actor]
-            return events + self.protocol.timeout(actor)
-        return events + [call for call in self.protocol.pending if call.to == actor]
+            self._dispatch(self.intake.apply(actor, env.body.get("move")))
 
     def _refused(self, member: _Member, payload: bytes, reason: str) -> None:
         body = {

@@ -42,32 +42,29 @@ def justification(utility: float, cited: list[CardCitation], rationale: str) -> 
     """As `Justification(utility=..., cited=..., rationale=...)`; `rationale` non-empty."""
     if not rationale:
         raise ValueError("a justification needs a rationale")
-    obj = _new(Justification)
-    _setattr(obj, "__dict__", {"utility": float(utility), "cited": cited, "rationale": rationale})
-    _setattr(obj, "__pydantic_fields_set__", {"utility", "cited", "rationale"})
-    _setattr(obj, "__pydantic_extra__", None)
-    _setattr(obj, "__pydantic_private__", None)
-    return obj
+    return _build(
+        Justification,
+        {"utility": float(utility), "cited": cited, "rationale": rationale},
+        {"utility", "cited", "rationale"},
+    )
 
 
 def propose(offer: dict[str, str], justification: Justification) -> Propose:
     """As `Propose(offer=..., justification=...)`."""
-    obj = _new(Propose)
-    _setattr(obj, "__dict__", {"kind": "propose", "offer": offer, "justification": justification})
-    _setattr(obj, "__pydantic_fields_set__", {"offer", "justification"})
-    _setattr(obj, "__pydantic_extra__", None)
-    _setattr(obj, "__pydantic_private__", None)
-    return obj
+    return _build(
+        Propose,
+        {"kind": "propose", "offer": offer, "justification": justification},
+        {"offer", "justification"},
+    )
 
 
 def accept(offer: dict[str, str], justification: Justification) -> Accept:
     """As `Accept(offer=..., justification=...)`."""
-    obj = _new(Accept)
-    _setattr(obj, "__dict__", {"kind": "accept", "offer": offer, "justification": justification})
-    _setattr(obj, "__pydantic_fields_set__", {"offer", "justification"})
-    _setattr(obj, "__pydantic_extra__", None)
-    _setattr(obj, "__pydantic_private__", None)
-    return obj
+    return _build(
+        Accept,
+        {"kind": "accept", "offer": offer, "justification": justification},
+        {"offer", "justification"},
+    )
 
 
 def reject(offer: dict[str, str], justification: Justification) -> Reject:
@@ -95,10 +92,8 @@ def turn_call(
 ) -> Call:
     """As `Call(to=..., round=..., deadline_round=..., allowed=..., standing_offer=...,
     offered_by=..., note=...)`: a turn in an alternating-offers protocol."""
-    obj = _new(Call)
-    _setattr(
-        obj,
-        "__dict__",
+    return _build(
+        Call,
         {
             "kind": "call",
             "to": to,
@@ -113,8 +108,5 @@ def turn_call(
             "table": None,
             "note": note,
         },
+        set(_TURN_CALL_FIELDS),
     )
-    _setattr(obj, "__pydantic_fields_set__", set(_TURN_CALL_FIELDS))
-    _setattr(obj, "__pydantic_extra__", None)
-    _setattr(obj, "__pydantic_private__", None)
-    return obj

@@ -19,7 +19,7 @@ from accord.bus.base import SUPPORTED_SCHEMES
 from accord.delegate_runner import ResumeError
 from accord.distributed import HostError, host_chair, host_delegates, launch
 from accord.keystore import KeyStore, KeyStoreError, default_keys_dir
-from accord.ledger import DEFAULT_LEDGER, Ledger, LedgerError, verify_entries
+from accord.ledger import DEFAULT_LEDGER, Ledger, LedgerError
 from accord.local_session import NO_BUS, LocalSessionError, refuse_unrunnable, run_local
 from accord.session import ResumeRefused, new_session_id, resume_session, run_session
 from accord.session_file import SessionFileError, SessionSpec, session_schema
@@ -447,15 +447,7 @@ def verify(
         store = await _open_existing(ledger)
         try:
             targets = [await store.find_session(session)] if session else await store.sessions()
-            return [
-                verify_entries(
-                    s.id,
-                    await store.entries(s.id),
-                    checkpoints=await store.checkpoint_notes(s.id),
-                    workers=workers,
-                )
-                for s in targets
-            ]
+            return [await store.verify(s.id, workers=workers) for s in targets]
         except LedgerError as exc:
             _fail(str(exc))
             raise

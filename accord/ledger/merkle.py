@@ -125,9 +125,20 @@ class MerkleTree:
         if set(map(len, batch)) != {HASH_SIZE}:  # C-speed check; find the culprit only on failure
             for offset, hash_ in enumerate(batch):
                 _require_leaf_hash_size(hash_, self._size + offset)
+        self._append_packed(b"".join(batch))
+
+    def append_packed_leaf_hashes(self, packed: bytes) -> None:
+        """Append leaf hashes given back to back (32 bytes each), as verification's
+        worker processes return them: no list of a million small objects to build."""
+        if len(packed) % HASH_SIZE:
+            raise ValueError(f"{len(packed)} bytes are not a whole number of {HASH_SIZE}-byte leaf hashes")
+        if packed:
+            self._append_packed(packed)
+
+    def _append_packed(self, packed: bytes) -> None:
         old_size = self._size
-        self._levels[0] += b"".join(batch)
-        self._size += len(batch)
+        self._levels[0] += packed
+        self._size += len(packed) // HASH_SIZE
         level = 0
         while True:
             first, stop = old_size >> (level + 1), self._size >> (level + 1)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sqlite3
 import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -662,11 +663,19 @@ class Ledger:
         self._auto.pop(session_id, None)
 
     async def verify(self, session_id: str, *, workers: int | None = 1) -> VerifyReport:
-        """`verify_entries` over the stored entries and checkpoints of a session."""
-        from accord.ledger.verify import verify_entries
+        """`verify_entries` over the stored entries and checkpoints of a session.
 
-        rows = await self.entries(session_id)
+        From a SQLite file, each checking process reads the entries it checks itself
+        (`verify_sqlite`) rather than this one reading them all and shipping them."""
+        from accord.ledger.verify import verify_entries, verify_sqlite
+
         stored = await self.checkpoint_notes(session_id)
+        if self.url.startswith("sqlite+aiosqlite:///") and Path(self.location).is_file():
+            try:
+                return verify_sqlite(self.location, session_id, checkpoints=stored, workers=workers)
+            except sqlite3.Error:
+                pass  # e.g. a read-only directory with no -shm file: read through the engine
+        rows = await self.entries(session_id)
         return verify_entries(session_id, rows, checkpoints=stored, workers=workers)
 
     async def checkpoint_notes(self, session_id: str) -> list[str]:

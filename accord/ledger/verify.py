@@ -22,6 +22,12 @@ What is checked, and what each check can tell:
   has **diverged** from what was signed (and the entries between the last matching
   checkpoint and the first that does not are where).
 
+Two passes. The quick pass proves a clean log clean: each process checks chunks of
+entries and says only whether each chunk runs on without a break (and its leaf hashes),
+so the calling process joins chunk ends and builds the tree; from a SQLite file each
+process reads its own chunks. Anything out of place sends the log through the exact
+pass, which keeps every entry's result and runs every scan, to name what happened.
+
 Signature checking is the costly part and runs on several processes with
 ``workers=N``. The signing bytes are the stored bytes with the ``sig`` member cut out
 (`envelope.unsigned_wire`: RFC 8785 orders members by name, so that is the canonical
@@ -33,6 +39,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 import multiprocessing
@@ -40,7 +47,8 @@ import os
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -54,6 +62,7 @@ from accord.ledger.checkpoint import (
     session_verifiers,
     verify_checkpoint,
 )
+from accord.ledger import sqlite_rows
 from accord.ledger.envelope import MAX_ENVELOPE_BYTES, MAX_OPENING_BYTES, unsigned_wire
 from accord.ledger.merkle import MerkleTree
 from accord.ledger.store import Entry
@@ -195,13 +204,23 @@ def _chain_problem(raw: bytes, chain: tuple[str, str, str], leaf: bytes) -> str 
     return None
 
 
+@functools.lru_cache(maxsize=65_536)
+def _public_key(key: str) -> Ed25519PublicKey | None:
+    """A listed key, parsed once per process (a session of 1,000 delegates lists 1,001,
+    and every chunk a process checks needs them)."""
+    try:
+        return Ed25519PublicKey.from_public_bytes(base64.b64decode(key, validate=True))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _parsed_keys(keys: dict[str, str]) -> dict[str, Ed25519PublicKey]:
+    parsed = {actor: _public_key(key) for actor, key in keys.items()}
+    return {actor: key for actor, key in parsed.items() if key is not None}
+
+
 def _check_chunk(session_id: str, keys: dict[str, str], items: Sequence[Item]) -> list[Result]:
-    parsed = {}
-    for actor, key in keys.items():
-        try:
-            parsed[actor] = Ed25519PublicKey.from_public_bytes(base64.b64decode(key, validate=True))
-        except (binascii.Error, ValueError):
-            continue
+    parsed = _parsed_keys(keys)
     out: list[Result] = []
     for raw, columns, chain in items:
         leaf = hashlib.sha256(_LEAF_PREFIX + raw).digest()
@@ -252,6 +271,142 @@ def _run_checks(session_id: str, keys: dict[str, str], items: Sequence[Item], wo
 def default_workers(n: int) -> int:
     """One process per 20,000 entries, up to the number of CPUs."""
     return max(1, min(os.cpu_count() or 1, n // 20_000))
+
+
+# -- the quick pass: what a clean log needs ---------------------------------------------
+#
+# Most logs are intact, and proving that needs far less than naming what is wrong: the
+# per-entry checks, then (per chunk) whether the links and sequence numbers run on
+# without a break, which the process that checked the chunk can tell. The calling
+# process then only joins the chunks' ends and builds the tree from their leaf hashes.
+# Anything out of place sends the whole log through the exact pass below, which
+# explains it; so a clean quick pass must imply that the exact pass finds nothing:
+#
+# * every entry passes `check_envelope` (and agrees with its index columns, and with
+#   its stored hashes): no content finding;
+# * each entry's recorded predecessor is the entry before it (the first's is GENESIS):
+#   `link_scan` finds nothing, as its only other finding, a duplicate, would repeat an
+#   actor's sequence number too;
+# * each actor's sequence numbers run 1, 2, 3, ...: `seq_scan` finds nothing;
+# * entries are numbered 0..n-1 and nothing follows the chair's session.close.
+
+_CHUNK = 16_384  # entries per task in the quick pass: results are small, chunks can be too
+
+
+class _Summary(NamedTuple):
+    """What the quick pass learns from one chunk (``clean`` False: nothing else)."""
+
+    clean: bool
+    leaves: bytes = b""
+    first_pred: str | None = None
+    last_ident: str | None = None
+    first_seq: dict[str, int] = {}
+    last_seq: dict[str, int] = {}
+    closes: tuple[int, ...] = ()
+
+
+_UNCLEAN = _Summary(False)
+
+
+def _summarise(session_id: str, keys: dict[str, str], items: Sequence[Item]) -> _Summary:
+    parsed = _parsed_keys(keys)
+    leaves: list[bytes] = []
+    first_seq: dict[str, int] = {}
+    last_seq: dict[str, int] = {}
+    closes: list[int] = []
+    first_pred = ident = None
+    for k, (raw, columns, chain) in enumerate(items):
+        leaf = hashlib.sha256(_LEAF_PREFIX + raw).digest()
+        header, problem = check_envelope(raw, session_id, parsed)
+        if problem is not None or header is None or (columns is not None and header != tuple(columns)):
+            return _UNCLEAN
+        if chain is not None:
+            if _chain_problem(raw, chain, leaf) is not None or (k and chain[0] != ident):
+                return _UNCLEAN
+            if not k:
+                first_pred = chain[0]
+            ident = chain[1]
+        actor, seq, kind = header
+        last = last_seq.get(actor)
+        if last is None:
+            first_seq[actor] = seq
+        elif seq != last + 1:
+            return _UNCLEAN
+        last_seq[actor] = seq
+        if kind == CLOSE_KIND and actor == CHAIR:
+            closes.append(k)
+        leaves.append(leaf)
+    return _Summary(True, b"".join(leaves), first_pred, ident, first_seq, last_seq, tuple(closes))
+
+
+def _summarise_rows(session_id: str, keys: dict[str, str], path: Path, start: int, stop: int) -> _Summary:
+    """`_summarise` of entries ``start..stop - 1`` of a SQLite ledger, read here."""
+    rows = sqlite_rows.read(path, session_id, start, stop)
+    if len(rows) != stop - start or rows[0][0] != start or rows[-1][0] != stop - 1:
+        return _UNCLEAN  # an entry number is missing (rows come ordered and unique)
+    return _summarise(session_id, keys, _items_of(rows))
+
+
+def _items_of(rows: Sequence[sqlite_rows.Row]) -> list[Item]:
+    return [
+        (envelope.encode("utf-8"), (actor, seq, kind), (prev, ident, leaf))
+        for _, actor, seq, kind, envelope, prev, ident, leaf in rows
+    ]
+
+
+def _joined(summaries: Sequence[_Summary], n: int, chained: bool) -> bytes | None:
+    """The leaf hashes of the whole log if its chunks join up cleanly; else None."""
+    pred = GENESIS
+    next_seq: dict[str, int] = {}
+    start = 0
+    for summary in summaries:
+        if not summary.clean or (chained and summary.first_pred != pred):
+            return None
+        pred = summary.last_ident
+        for actor, first in summary.first_seq.items():
+            if first != next_seq.get(actor, 1):
+                return None
+            next_seq[actor] = summary.last_seq[actor] + 1
+        if any(start + k != n - 1 for k in summary.closes):
+            return None
+        start += len(summary.leaves) // 32
+    return b"".join(s.leaves for s in summaries) if start == n else None
+
+
+def _run_summaries(tasks: Sequence[tuple[Any, ...]], workers: int) -> list[_Summary]:
+    """Run `tasks` (a function and its arguments) on this process and ``workers - 1``
+    helpers, in order of completion, stopping early once one comes back unclean."""
+    if workers <= 1 or len(tasks) < 2:
+        out = []
+        for fn, *args in tasks:
+            out.append(fn(*args))
+            if not out[-1].clean:
+                break
+        return out
+    done: list[_Summary | None] = [None] * len(tasks)
+    helpers = min(workers - 1, len(tasks) - 1)
+    context = multiprocessing.get_context(_start_method())
+    with ProcessPoolExecutor(max_workers=helpers, mp_context=context) as pool:
+        pending: dict[Future[_Summary], int] = {}
+        following = 0
+        while following < len(tasks) or pending:
+            while following < len(tasks) and len(pending) < 2 * helpers:
+                fn, *args = tasks[following]
+                pending[pool.submit(fn, *args)] = following
+                following += 1
+            if following < len(tasks):
+                fn, *args = tasks[following]
+                done[following] = fn(*args)
+                following += 1
+            else:
+                wait(pending, return_when=FIRST_COMPLETED)
+            for future in [f for f in pending if f.done()]:
+                done[pending.pop(future)] = future.result()
+            if any(s is not None and not s.clean for s in done):
+                for future in pending:
+                    future.cancel()
+                return [_UNCLEAN]
+    return [s for s in done if s is not None]
 
 
 # -- order: links, sequence numbers -----------------------------------------------------
@@ -402,6 +557,51 @@ def _find_opening(session_id: str, raws: Sequence[bytes]) -> tuple[int, dict[str
     return None
 
 
+class _Records:
+    """Entries already in memory: database rows, or the lines of a bundle."""
+
+    def __init__(self, items: Sequence[Item], labels: Sequence[int]) -> None:
+        self.items, self.labels, self.n = items, labels, len(items)
+        self.chained = bool(items) and items[0][2] is not None
+
+    def raw(self, pos: int) -> bytes:
+        return self.items[pos][0]
+
+    def quick_tasks(self, session_id: str, keys: dict[str, str], size: int) -> list[tuple[Any, ...]] | None:
+        if self.labels and list(self.labels) != list(range(self.n)):
+            return None
+        return [(_summarise, session_id, keys, self.items[s : s + size]) for s in range(0, self.n, size)]
+
+    def load(self) -> tuple[Sequence[Item], Sequence[int]]:
+        return self.items, self.labels
+
+
+class _SqliteFile:
+    """A session's entries in a SQLite ledger file, read by each process that checks them."""
+
+    chained = True
+
+    def __init__(self, path: Path, session_id: str) -> None:
+        self.path, self.session_id = path, session_id
+        self.n, self._top = sqlite_rows.count(path, session_id)
+
+    def raw(self, pos: int) -> bytes:
+        rows = sqlite_rows.read(self.path, self.session_id, pos, pos + 1)
+        return rows[0][4].encode("utf-8") if rows else b""
+
+    def quick_tasks(self, session_id: str, keys: dict[str, str], size: int) -> list[tuple[Any, ...]] | None:
+        if self._top != self.n:
+            return None  # an entry number is missing: the exact pass says which
+        return [
+            (_summarise_rows, session_id, keys, self.path, s, min(s + size, self.n))
+            for s in range(0, self.n, size)
+        ]
+
+    def load(self) -> tuple[Sequence[Item], Sequence[int]]:
+        rows = sqlite_rows.read(self.path, self.session_id)
+        return _items_of(rows), [row[0] for row in rows]
+
+
 def verify_records(
     session_id: str,
     items: Sequence[Item],
@@ -416,20 +616,85 @@ def verify_records(
 
     ``labels[i]`` is the entry number reported for position i.
     """
-    n = len(items)
-    raws = [item[0] for item in items]
-    label = (lambda i: labels[i] if 0 <= i < n else i) if labels else str
+    return _verify(session_id, _Records(items, labels), reference, checkpoints, workers)
+
+
+def verify_sqlite(
+    path: str | Path,
+    session_id: str,
+    *,
+    checkpoints: Iterable[Checkpoint | str] = (),
+    workers: int | None = 1,
+) -> VerifyReport:
+    """`verify_entries` of a session stored in a SQLite ledger file, each process reading
+    the entries it checks (see `accord.ledger.sqlite_rows`)."""
+    return _verify(session_id, _SqliteFile(Path(path), session_id), None, checkpoints, workers)
+
+
+def _verify(
+    session_id: str,
+    source: _Records | _SqliteFile,
+    reference: Sequence[bytes] | None,
+    checkpoints: Iterable[Checkpoint | str],
+    workers: int | None,
+) -> VerifyReport:
+    """The quick pass if the log is clean, else the exact pass (which names what is not)."""
+    checkpoints = list(checkpoints)
+    if workers is None:
+        workers = default_workers(source.n)
+    report = _quick(session_id, source, reference, checkpoints, workers)
+    if report is not None:
+        return report
+    items, labels = source.load()
+    return _exact(session_id, items, labels, reference, checkpoints, workers)
+
+
+def _quick(
+    session_id: str,
+    source: _Records | _SqliteFile,
+    reference: Sequence[bytes] | None,
+    checkpoints: Sequence[Checkpoint | str],
+    workers: int,
+) -> VerifyReport | None:
+    """The report of a log whose entries are all in order, or None if any may not be."""
+    n = source.n
+    opening = _find_opening(session_id, [source.raw(0)]) if n else None
+    if opening is None:
+        return None
+    keys = opening[1]
+    tasks = source.quick_tasks(session_id, keys, max(1, min(_CHUNK, -(-n // (_PARALLEL_CHUNKS_PER_WORKER * workers)))))
+    if tasks is None:
+        return None
     findings = _Findings()
     notes: list[str] = []
+    verified = _checked_checkpoints(session_id, keys, checkpoints, n, findings, notes)
+    if reference is not None:
+        reference = _trusted_reference(reference, verified, findings, notes, n)
+    packed = _joined(_run_summaries(tasks, workers), n, source.chained)
+    if packed is None or (reference is not None and packed != b"".join(reference)):
+        return None
+    tree = MerkleTree()
+    tree.append_packed_leaf_hashes(packed)
+    good = _match_tree(tree, verified, n, findings, notes)
 
-    opening = _find_opening(session_id, raws)
-    keys: dict[str, str] = opening[1] if opening else {}
-    if n and opening is None:
-        findings.add(0, REMOVED, f"no {OPEN_KIND} entry signed by the chair: signatures cannot be checked", source=2)
-    elif n and opening is not None and opening[0] != 0:
-        findings.add(0, REORDERED, f"the first entry must be {OPEN_KIND} (found at entry {label(opening[0])})", source=2)
+    def describe(pos: int) -> tuple[str, str, int]:
+        if 0 <= pos < n:
+            header = check_envelope(source.raw(pos), session_id, {})[0]
+            return (header[0], header[2], pos) if header else ("?", "?", pos)
+        return "", "", pos
 
-    # Checkpoint signatures first: a trusted reference (leaves.txt) depends on them.
+    return _report(session_id, n, n, findings, describe, verified, good, tree, notes)
+
+
+def _checked_checkpoints(
+    session_id: str,
+    keys: dict[str, str],
+    checkpoints: Iterable[Checkpoint | str],
+    n: int,
+    findings: _Findings,
+    notes: list[str],
+) -> list[CheckpointCheck]:
+    """The checkpoints whose signatures verify (chair's, and co-signers'), by size."""
     verified: list[CheckpointCheck] = []
     log_verifier = witnesses = None
     if CHAIR in keys:
@@ -454,11 +719,106 @@ def verify_records(
         except CheckpointError as exc:
             findings.add(min(parsed.size, n), CHECKPOINT, f"checkpoint {parsed.size}: {exc}", source=3, tier=1)
     verified.sort(key=lambda c: c.checkpoint.size)
+    return verified
+
+
+def _match_tree(
+    tree: MerkleTree, verified: Sequence[CheckpointCheck], n: int, findings: _Findings, notes: list[str]
+) -> CheckpointCheck | None:
+    """Does the tree of the entries as read have each signed root? The largest
+    checkpoint that matches (and all before it do), if any."""
+    good: CheckpointCheck | None = None
+    last_good = 0
+    roots: dict[int, bytes] = {}
+    for check in verified:
+        cp = check.checkpoint
+        if roots.setdefault(cp.size, cp.root) != cp.root:
+            findings.add(
+                min(cp.size, n), CHECKPOINT,
+                f"two checkpoints signed by the chair give different roots for {cp.size} entries",
+                source=3, tier=1,
+            )
+        if cp.size > n:
+            findings.add(
+                n, REMOVED,
+                f"the log has {n} entries but checkpoint {cp.size}, signed by the chair, "
+                f"covers {cp.size}: entries {n}..{cp.size - 1} are missing",
+                source=2, tier=1,
+            )
+        elif tree.root(cp.size) != cp.root:
+            findings.add(
+                last_good, DIVERGED,
+                f"entries {last_good}..{cp.size - 1} differ from what checkpoint {cp.size} "
+                "(signed by the chair) commits to: the tree root does not match",
+                source=2, tier=1,
+            )
+        else:
+            last_good = cp.size
+            good = check
+    if good is not None and good.checkpoint.size < n:
+        notes.append(
+            f"entries {good.checkpoint.size}..{n - 1} are not covered by a checkpoint: "
+            "only their senders' signatures vouch for them"
+        )
+    elif not verified and n:
+        notes.append("no checkpoint covers this log: only the senders' signatures and the links vouch for it")
+    return good
+
+
+def _report(
+    session_id: str,
+    n: int,
+    checked: int,
+    findings: _Findings,
+    describe: Any,
+    verified: Sequence[CheckpointCheck],
+    good: CheckpointCheck | None,
+    tree: MerkleTree,
+    notes: list[str],
+) -> VerifyReport:
+    cosigners = []
+    if good is not None:
+        prefix = good.log.name + "/"
+        cosigners = [name[len(prefix) :] for name in good.cosigners if name.startswith(prefix)]
+    return VerifyReport(
+        session_id=session_id,
+        entries=n,
+        signatures_checked=checked,
+        problems=findings.problems(describe),
+        checkpoints_checked=len(verified),
+        covered=good.checkpoint.size if good else 0,
+        cosigners=cosigners,
+        root=tree.root().hex(),
+        notes=notes,
+    )
+
+
+def _exact(
+    session_id: str,
+    items: Sequence[Item],
+    labels: Sequence[int],
+    reference: Sequence[bytes] | None,
+    checkpoints: Sequence[Checkpoint | str],
+    workers: int,
+) -> VerifyReport:
+    """Every entry's result kept and every scan run, so every problem is named."""
+    n = len(items)
+    raws = [item[0] for item in items]
+    label = (lambda i: labels[i] if 0 <= i < n else i) if labels else str
+    findings = _Findings()
+    notes: list[str] = []
+
+    opening = _find_opening(session_id, raws)
+    keys: dict[str, str] = opening[1] if opening else {}
+    if n and opening is None:
+        findings.add(0, REMOVED, f"no {OPEN_KIND} entry signed by the chair: signatures cannot be checked", source=2)
+    elif n and opening is not None and opening[0] != 0:
+        findings.add(0, REORDERED, f"the first entry must be {OPEN_KIND} (found at entry {label(opening[0])})", source=2)
+
+    verified = _checked_checkpoints(session_id, keys, checkpoints, n, findings, notes)
     if reference is not None:
         reference = _trusted_reference(reference, verified, findings, notes, n)
 
-    if workers is None:
-        workers = default_workers(n)
     results = _run_checks(session_id, keys, items, workers) if n else []
     leaves = [r[0] for r in results]
     headers = [r[1] for r in results]
@@ -505,43 +865,8 @@ def verify_records(
     if closes and closes[0] != n - 1:
         findings.add(closes[0] + 1, INSERTED, f"it comes after the session's {CLOSE_KIND}", source=0)
 
-    # Does the tree of the entries as read have each signed root?
     tree = MerkleTree(leaves)
-    good: CheckpointCheck | None = None
-    last_good = 0
-    roots: dict[int, bytes] = {}
-    for check in verified:
-        cp = check.checkpoint
-        if roots.setdefault(cp.size, cp.root) != cp.root:
-            findings.add(
-                min(cp.size, n), CHECKPOINT,
-                f"two checkpoints signed by the chair give different roots for {cp.size} entries",
-                source=3, tier=1,
-            )
-        if cp.size > n:
-            findings.add(
-                n, REMOVED,
-                f"the log has {n} entries but checkpoint {cp.size}, signed by the chair, "
-                f"covers {cp.size}: entries {n}..{cp.size - 1} are missing",
-                source=2, tier=1,
-            )
-        elif tree.root(cp.size) != cp.root:
-            findings.add(
-                last_good, DIVERGED,
-                f"entries {last_good}..{cp.size - 1} differ from what checkpoint {cp.size} "
-                "(signed by the chair) commits to: the tree root does not match",
-                source=2, tier=1,
-            )
-        else:
-            last_good = cp.size
-            good = check
-    if good is not None and good.checkpoint.size < n:
-        notes.append(
-            f"entries {good.checkpoint.size}..{n - 1} are not covered by a checkpoint: "
-            "only their senders' signatures vouch for them"
-        )
-    elif not verified and n:
-        notes.append("no checkpoint covers this log: only the senders' signatures and the links vouch for it")
+    good = _match_tree(tree, verified, n, findings, notes)
 
     def describe(pos: int) -> tuple[str, str, int]:
         if 0 <= pos < n:
@@ -553,21 +878,7 @@ def verify_records(
             return "?", "?", label(pos)
         return "", "", pos if not labels or pos >= n else label(pos)
 
-    cosigners = []
-    if good is not None:
-        prefix = good.log.name + "/"
-        cosigners = [name[len(prefix) :] for name in good.cosigners if name.startswith(prefix)]
-    return VerifyReport(
-        session_id=session_id,
-        entries=n,
-        signatures_checked=checked,
-        problems=findings.problems(describe),
-        checkpoints_checked=len(verified),
-        covered=good.checkpoint.size if good else 0,
-        cosigners=cosigners,
-        root=tree.root().hex(),
-        notes=notes,
-    )
+    return _report(session_id, n, checked, findings, describe, verified, good, tree, notes)
 
 
 def _trusted_reference(

@@ -6,7 +6,8 @@ as a chair must when delegates are other processes. Here nothing crosses a proce
 checking signatures this process has just made would prove nothing. What the
 signatures are for is the record, and `accord verify` (`Ledger.verify`) checks that
 afterwards. So `run_local` skips the bus, the asyncio tasks and the checks on
-receipt, and writes the ledger in a few large batches instead of one per 50 ms.
+receipt, and writes the whole session in one transaction (`Ledger.session_writer`)
+instead of a batch per 50 ms.
 
 What it writes is what `run_session(plan, ledger, bus_url="memory://")` writes: the
 same entries (actor, sequence number, kind, body) in the same order, each sealed by
@@ -20,9 +21,18 @@ cannot fail here. `tests/test_local_session.py` checks the equality entry for en
 
 What it does not do: turn timeouts (nothing is waited for: a delegate answers when it is
 called) and strategies that answer asynchronously (a language model: run those on a
-bus; refused before anything is written). Entries reach the ledger in batches of up to
-`FLUSH_ENTRIES` (a bilateral negotiation: one), and if the run fails, what was recorded
-is appended before the error propagates.
+bus; refused before anything is written).
+
+When the ledger is written: the session's row, its entries, its checkpoints and its
+outcome are kept in memory while the session runs and stored in one transaction when it
+ends, or every `FLUSH_ENTRIES` entries for a longer session (a bilateral negotiation:
+one transaction). So while a session runs, the ledger does not show it yet (`accord
+sessions` lists it once the first transaction is stored, with the time it started). If
+the run fails (a strategy raises, the protocol stalls, the task is cancelled), what was
+recorded is stored before the error propagates: the session's row (status "running", as
+a crashed bus run leaves it), every entry recorded, no final checkpoint. If the process
+dies outright, what was not yet stored is lost: the whole session if it had not reached
+`FLUSH_ENTRIES` entries, where a bus run would have lost at most its last 50 ms.
 """
 
 from __future__ import annotations
@@ -36,20 +46,18 @@ from accord.bus.topics import delegate_outbox
 from accord.chair import CHAIR, MoveIntake, group_calls
 from accord.delegate_runner import answer_bodies
 from accord.keystore import KeyStore
-from accord.ledger import Envelope, Identity, Ledger, Signer
-from accord.ledger.checkpoint import Checkpoint, cosign, origin_for, sign_checkpoint
+from accord.ledger import Envelope, Identity, Ledger, LedgerError, SessionWriter, Signer
 from accord.ledger.envelope import MAX_ENVELOPE_BYTES
-from accord.ledger.store import CHECKPOINT_EVERY
 from accord.progress import ProgressSink, SessionEvent
-from accord.session import SessionResult, finish, new_session_id, opening_body
+from accord.session import DelegateResult, SessionResult, evaluate, new_session_id, opening_body
 from accord.session_plan import SessionPlan
 from delegates.delegate import Delegate
 from protocols.events import Call, ChairEvent, Ended, Rejection
 
 # What `accord run --bus` takes for "no bus": this module.
 NO_BUS: Final = "none"
-# Entries kept in memory before they are appended (one transaction per batch). A
-# bilateral negotiation is one batch; a crash loses at most this many entries.
+# Entries kept in memory before they are stored (one transaction each time). A bilateral
+# negotiation is one transaction; a process that dies loses at most this many entries.
 FLUSH_ENTRIES: Final = 8192
 
 _Entry = tuple[Envelope, bytes]
@@ -283,15 +291,38 @@ def refuse_unrunnable(plan: SessionPlan) -> None:
             )
 
 
-async def _seal(ledger: Ledger, session_id: str, chair: Identity, witnesses: list[Identity]) -> Checkpoint:
-    """`Ledger.seal` in one write instead of two: the end-of-session checkpoint signed by
-    the chair and co-signed by every delegate before it is stored (`seal` stores the
-    chair's, then adds the cosignatures; the stored checkpoint is the same)."""
-    tree = await ledger.tree(session_id)
-    checkpoint = sign_checkpoint(origin_for(session_id), tree.size, tree.root(), chair)
-    for witness in witnesses:
-        checkpoint = cosign(checkpoint, witness)
-    return await ledger.save_checkpoint(session_id, checkpoint)
+def _outcome(ended: Ended, results: list[DelegateResult]) -> dict[str, Any]:
+    """The session row's outcome, as `accord.session.finish` records it (the tests
+    compare the two runs' rows)."""
+    return {
+        "agreement": ended.agreement,
+        "reason": ended.reason,
+        "round": ended.round,
+        "utilities": {r.delegate: (r.breakdown.utility if r.breakdown else None) for r in results},
+    }
+
+
+def _writer(plan: SessionPlan, ledger: Ledger, session_id: str | None, chair: Identity) -> SessionWriter:
+    """The session's writer, under `session_id` or a new id. A new id names the spec and
+    the second, plus 16 random bits: sessions run this fast can draw an id this ledger
+    has just used, and then another one is drawn (`session_writer` refuses an id the
+    ledger knows; one it does not know of yet fails when the session is stored)."""
+    if session_id is not None:
+        return ledger.session_writer(
+            session_id, plan.spec.id, plan.spec.title, plan.spec_hash, checkpoint_signer=chair
+        )
+    for attempt in range(_NEW_ID_ATTEMPTS):
+        try:
+            return ledger.session_writer(
+                new_session_id(plan.spec.id), plan.spec.id, plan.spec.title, plan.spec_hash, checkpoint_signer=chair
+            )
+        except LedgerError:
+            if attempt == _NEW_ID_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+_NEW_ID_ATTEMPTS: Final = 8
 
 
 async def run_local(
@@ -306,27 +337,36 @@ async def run_local(
     """Run `plan` to its outcome without a bus; every message signed and chained into
     `ledger` as `run_session` on the memory bus would (see the module's docstring)."""
     refuse_unrunnable(plan)
-    session_id = session_id or new_session_id(plan.spec.id)
     identities = {CHAIR: Identity.generate(CHAIR)} | {p.id: Identity.generate(p.id) for p in plan.participants}
+    # One transaction for the whole session (see `SessionWriter`): the session's row,
+    # every entry, the checkpoints and the outcome. Waiting on the database a dozen times
+    # per session cost more than the negotiation itself.
+    writer = _writer(plan, ledger, session_id, identities[CHAIR])
+    session_id = writer.session_id
     keys = {actor: i.public_key for actor, i in identities.items()}
     open_body = opening_body(plan, session_id, keys) | (extra_opening or {})
     if keystore is not None:
         keystore.save(session_id, identities)
-    await ledger.create_session(session_id, plan.spec.id, plan.spec.title, plan.spec_hash)
     run = _Run(plan, session_id, identities, progress)
-    ledger.checkpoint_every(session_id, identities[CHAIR], CHECKPOINT_EVERY)
     try:
-        try:
-            for batch in run.batches(open_body):
-                await ledger.append_canonical(session_id, batch)
-        except BaseException:
-            # As a bus run would have: what was recorded before the failure is kept.
+        for batch in run.batches(open_body):
+            writer.append(batch)
+            if writer.staged >= FLUSH_ENTRIES:
+                await writer.commit()
+        # `Ledger.seal`: the final checkpoint, co-signed by every delegate.
+        writer.seal(identities[CHAIR], [identities[p.id] for p in plan.participants])
+        ended = run.protocol.ended
+        assert ended is not None
+        results = evaluate(plan, ended)
+        writer.finish(_outcome(ended, results))
+    except BaseException:
+        # As a bus run would have: what was recorded before the failure is stored, then
+        # the error propagates (the session stays "running", as a crashed bus run's).
+        # Unless the failure was the ledger's own (a commit refused): it said why.
+        if not writer.closed:
             if run.buffer:
-                await ledger.append_canonical(session_id, run.take())
-            raise
-    finally:
-        ledger.stop_checkpointing(session_id)
-    await _seal(ledger, session_id, identities[CHAIR], [identities[p.id] for p in plan.participants])
-    ended = run.protocol.ended
-    assert ended is not None
-    return await finish(plan, ledger, session_id, ended, run.recorded)
+                writer.append(run.take())
+            await writer.commit()
+        raise
+    await writer.commit()
+    return SessionResult(session_id, ended, results, run.recorded, ledger.location)

@@ -43,63 +43,151 @@ from typing import Any
 import rfc8785
 from pydantic import BaseModel
 
-__all__ = ["canonical_json", "content_hash", "fast_path_applies"]
+__all__ = ["canonical_json", "canonical_json_fast", "content_hash", "fast_path_applies", "json_string"]
 
 _MAX_SAFE_INT = 2**53 - 1
-_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_encoder = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+if _c_make_encoder is not None:
+    # What `_encoder.encode` builds on every call, built once, and without the table of
+    # containers seen (``check_circular``): a value that contains itself fails `_shape`'s
+    # walk or exceeds the recursion limit (RecursionError: the slow path), as before.
+    _c_encode = _c_make_encoder(
+        None, _encoder.default, json.encoder.encode_basestring, None, ":", ",", True, False, False
+    )
+
+    def _dumps(value: Any) -> str:
+        return "".join(_c_encode(value, 0))
+
+else:  # no C accelerator: the same encoder, the portable way
+    _dumps = _encoder.encode
 
 
 _FAST, _CONVERT, _SLOW = 0, 1, 2
 
 
+# Finite floats whose magnitude is in [1e-4, 1e16) have no exponent in their ``repr``:
+# ``repr`` writes the shortest digits that round back to the float, and switches to an
+# exponent only when they would sit more than 4 places after the point or 16 before
+# it. Rounding is monotonic, so for a float at least 1e-4 (the double nearest 1e-4,
+# itself written "0.0001") those digits are at least 1e-4, and for one below 1e16 they
+# are below 1e16. `_shape` uses this to skip ``repr`` for most floats; outside the range
+# it asks ``repr`` (tests/test_ledger_batch_seal.py checks the two agree bit pattern by
+# bit pattern near both ends).
+_PLAIN_LOW, _PLAIN_HIGH = 1e-4, 1e16
+
+
+def _float_shape(item: float) -> int:
+    """`_shape` of one float, the slow way (any float)."""
+    if not math.isfinite(item):
+        return _SLOW
+    if item.is_integer():
+        return _CONVERT if -_MAX_SAFE_INT <= item <= _MAX_SAFE_INT else _SLOW
+    return _SLOW if "e" in repr(item) else _FAST
+
+
 def _shape(value: Any) -> int:
     """_FAST if ``json.dumps`` gives the RFC 8785 bytes of ``value`` as it is (lone
     surrogates in strings aside: they are caught when the result is encoded), _CONVERT
-    if it does once integral floats are made ints, _SLOW otherwise."""
+    if it does once integral floats are made ints, _SLOW otherwise.
+
+    Every envelope is checked here before it is signed, so the loop is lean: only
+    containers go on the stack; their scalar children are checked where they are met."""
+    kind = type(value)
+    if kind is not dict and kind is not list and kind is not tuple:
+        return _scalar_shape(value)
     verdict = _FAST
     stack = [value]
     pop, push = stack.pop, stack.append
     while stack:
         item = pop()
-        kind = type(item)
-        if kind is str or kind is bool or item is None:
-            continue
-        if kind is dict:
-            for key, child in item.items():
+        if type(item) is dict:
+            for key in item:
                 if type(key) is not str or not (key.isascii() or ord(max(key)) <= 0xFFFF):
                     return _SLOW  # beyond the BMP: UTF-16 order is not code-point order
-                push(child)
-            continue
-        if kind is int:
-            if -_MAX_SAFE_INT <= item <= _MAX_SAFE_INT:
+            children: Any = item.values()
+        else:
+            children = item
+        for child in children:
+            kind = type(child)
+            if kind is str:
                 continue
-            return _SLOW
-        if kind is float:
-            if not math.isfinite(item):
-                return _SLOW
-            if item.is_integer():
-                if -_MAX_SAFE_INT <= item <= _MAX_SAFE_INT:
+            if kind is float:
+                if _PLAIN_LOW <= child < _PLAIN_HIGH or -_PLAIN_HIGH < child <= -_PLAIN_LOW:
+                    if child.is_integer():
+                        if -_MAX_SAFE_INT <= child <= _MAX_SAFE_INT:
+                            verdict = _CONVERT
+                            continue
+                        return _SLOW
+                    continue
+                shape = _float_shape(child)
+                if shape == _SLOW:
+                    return _SLOW
+                if shape == _CONVERT:
                     verdict = _CONVERT
+                continue
+            if kind is int:
+                if -_MAX_SAFE_INT <= child <= _MAX_SAFE_INT:
                     continue
                 return _SLOW
-            if "e" in repr(item):
-                return _SLOW
-            continue
-        if kind is list or kind is tuple:
-            stack.extend(item)
-            continue
-        return _SLOW
+            if kind is dict or kind is list or kind is tuple:
+                push(child)
+                continue
+            if child is None or kind is bool:
+                continue
+            return _SLOW
     return verdict
 
 
-def _ints_for_integral_floats(value: Any) -> Any:
+def _scalar_shape(value: Any) -> int:
     kind = type(value)
-    if kind is float and value.is_integer():
-        return int(value)
+    if kind is str or kind is bool or value is None:
+        return _FAST
+    if kind is int:
+        return _FAST if -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT else _SLOW
+    if kind is float:
+        return _float_shape(value)
+    return _SLOW
+
+
+def _ints_for_integral_floats(value: Any) -> Any:
+    """``value`` with integral floats made ints, sharing every container that has none
+    beneath it (only the serialised bytes matter: a tuple may stay a tuple)."""
+    kind = type(value)
+    if kind is float:
+        return int(value) if value.is_integer() else value
     if kind is dict:
-        return {k: _ints_for_integral_floats(v) for k, v in value.items()}
+        copied: dict[Any, Any] | None = None
+        for key, child in value.items():
+            kind = type(child)
+            if kind is float:
+                if child.is_integer():
+                    if copied is None:
+                        copied = dict(value)
+                    copied[key] = int(child)
+            elif kind is dict or kind is list or kind is tuple:
+                new = _ints_for_integral_floats(child)
+                if new is not child:
+                    if copied is None:
+                        copied = dict(value)
+                    copied[key] = new
+        return value if copied is None else copied
     if kind is list or kind is tuple:
-        return [_ints_for_integral_floats(v) for v in value]
+        items: list[Any] | None = None
+        for i, child in enumerate(value):
+            kind = type(child)
+            if kind is float:
+                if child.is_integer():
+                    if items is None:
+                        items = list(value)
+                    items[i] = int(child)
+            elif kind is dict or kind is list or kind is tuple:
+                new = _ints_for_integral_floats(child)
+                if new is not child:
+                    if items is None:
+                        items = list(value)
+                    items[i] = new
+        return value if items is None else items
     return value
 
 
@@ -141,6 +229,35 @@ def canonical_json(value: BaseModel | Any) -> bytes:
         except (UnicodeEncodeError, RecursionError):
             pass  # a lone surrogate (or a very deep value): let rfc8785 decide
     return rfc8785.dumps(value)
+
+
+def canonical_json_fast(value: Any) -> bytes | None:
+    """RFC 8785 bytes of the plain JSON value ``value`` where the fast path provably gives
+    them, else None (the caller then takes its slow path, which may also refuse the
+    value). Exactly `canonical_json(value)` whenever it is not None; ``value`` is left as
+    it is (integral floats are converted in a copy).
+
+    For callers that hold values they did not get from a pydantic dump (an envelope's
+    body): a None tells them that serialising the value another way (validating it,
+    dumping it) might not give the same bytes."""
+    shape = _shape(value)
+    if shape == _SLOW:
+        return None
+    try:
+        if shape == _CONVERT:
+            value = _ints_for_integral_floats(value)
+        return _dumps(value).encode("utf-8")
+    except (UnicodeEncodeError, RecursionError):
+        return None  # a lone surrogate, or a very deep value: the caller's slow way decides
+
+
+def json_string(text: str) -> bytes | None:
+    """The RFC 8785 bytes of the string ``text`` (quoted, escaped, UTF-8), or None if it
+    has a lone surrogate (which RFC 8785 cannot represent). Only for exact ``str``."""
+    try:
+        return _dumps(text).encode("utf-8")
+    except UnicodeEncodeError:
+        return None
 
 
 def content_hash(value: BaseModel | Any) -> str:

@@ -11,7 +11,7 @@ from accord.ledger.checkpoint import (
 )
 from accord.ledger.envelope import Envelope, EnvelopeError, Signer
 from accord.ledger.identity import Identity, PublicKeys
-from accord.ledger.store import DEFAULT_LEDGER, Entry, Ledger, LedgerError, SessionInfo
+from accord.ledger.store import DEFAULT_LEDGER, Entry, Ledger, LedgerError, SessionInfo, SessionWriter
 from accord.ledger.verify import Problem, VerifyReport, verify_entries
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "Problem",
     "PublicKeys",
     "SessionInfo",
+    "SessionWriter",
     "Signer",
     "VerifyReport",
     "cosign",

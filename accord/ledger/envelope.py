@@ -7,13 +7,14 @@ The signature is Ed25519 over the RFC 8785 canonical JSON of the envelope withou
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from accord.ledger.identity import Identity, PublicKeys, b64, unb64
-from constituencies.hashing import canonical_json
+from constituencies.hashing import canonical_json, canonical_json_fast, json_string
 
 ENVELOPE_VERSION = 1
 MAX_ENVELOPE_BYTES = 256 * 1024
@@ -65,6 +66,25 @@ class Envelope(BaseModel):
             private["_canonical"] = None
             private["_wire"] = None
         return copied
+
+    @classmethod
+    def _trusted(
+        cls, session: str, actor: str, seq: int, kind: str, body: dict[str, Any], ts: str, sig: str, canonical: bytes
+    ) -> Envelope:
+        """An envelope from values `Signer._seal_fast` has checked to be what validation
+        would keep, without validating them again (for a self-made envelope that costs
+        more than signing it). The same fields, fields-set and caches as
+        ``Envelope(...)`` followed by ``model_copy(update={"sig": ...})``."""
+        env = _new(cls)
+        _set_dict(
+            env,
+            {"v": ENVELOPE_VERSION, "session": session, "actor": actor, "seq": seq, "kind": kind,
+             "body": body, "ts": ts, "sig": sig},
+        )
+        _set_fields_set(env, set(_SEALED_FIELDS))
+        _set_extra(env, None)
+        _set_private(env, {"_canonical": canonical, "_wire": None})
+        return env
 
     def signing_bytes(self) -> bytes:
         return canonical_json(self.model_dump(mode="json", exclude={"sig"}))
@@ -142,6 +162,15 @@ class Envelope(BaseModel):
 
 
 _SIG_MEMBER = b',"sig":"'
+# The setters of BaseModel's four slots, for `Envelope._trusted` (as in
+# `protocols.trusted`: found once, not by name on every call).
+_new = object.__new__
+_set_dict = BaseModel.__dict__["__dict__"].__set__
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
+# The fields a sealed envelope was given (all but `v`, which keeps its default).
+_SEALED_FIELDS = frozenset(("session", "actor", "seq", "kind", "body", "ts", "sig"))
 _TS_MEMBER = b',"ts":"'
 
 
@@ -166,7 +195,22 @@ def unsigned_wire(wire: bytes, sig: str) -> bytes | None:
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    """The time now, ISO 8601 UTC to the microsecond: ``2026-01-01T00:00:00.000000Z``.
+
+    Every envelope is stamped with it: the date and time of the second are formatted
+    once per second and kept, and the microseconds added (what
+    ``datetime.now(UTC).isoformat(timespec="microseconds")`` gives, with "Z", in a third
+    of its time)."""
+    global _second
+    micros = time.time_ns() // 1000
+    seconds, fraction = divmod(micros, 1_000_000)
+    cached = _second
+    if cached[0] != seconds:
+        cached = _second = (seconds, datetime.fromtimestamp(seconds, UTC).isoformat()[:19])
+    return f"{cached[1]}.{fraction:06d}Z"
+
+
+_second: tuple[int, str] = (-1, "")
 
 
 class Signer:
@@ -176,21 +220,38 @@ class Signer:
         self.identity = identity
         self.session = session
         self.next_seq = next_seq
+        # (actor, session, their JSON strings or None): see `_members`.
+        self._members: tuple[str, str, tuple[bytes, bytes] | None] | None = None
 
     @property
     def actor(self) -> str:
         return self.identity.actor
 
     def seal(self, kind: str, body: dict[str, Any]) -> Envelope:
+        """The next envelope of this actor, signed, with its canonical bytes known.
+
+        Every envelope of a session goes through here, so the usual case skips pydantic:
+        when the fields are of the exact types the model would hold (`_seal_fast`), the
+        canonical bytes are assembled from the parts and the envelope is built without
+        validation. Anything else is validated and serialised as a received envelope
+        would be; both ways give the same envelope and the same bytes
+        (tests/test_ledger_batch_seal.py checks this against the slow way)."""
+        seq = self.next_seq
+        sealed = self._seal_fast(kind, body, seq)
+        if sealed is None:
+            sealed = self._seal_validated(kind, body, seq)
+        self.next_seq = seq + 1
+        return sealed
+
+    def _seal_validated(self, kind: str, body: dict[str, Any], seq: int) -> Envelope:
         unsigned = Envelope(
             session=self.session,
             actor=self.identity.actor,
-            seq=self.next_seq,
+            seq=seq,
             kind=kind,
             body=body,
             ts=now_iso(),
         )
-        self.next_seq += 1
         signing = unsigned.signing_bytes()
         sig = b64(self.identity.sign(signing))
         sealed = unsigned.model_copy(update={"sig": sig})
@@ -200,3 +261,62 @@ class Signer:
         canonical = signing[:at] + _SIG_MEMBER + sig.encode("ascii") + b'"' + signing[at:]
         sealed.__pydantic_private__["_canonical"] = canonical  # type: ignore[index]
         return sealed
+
+    def _seal_fast(self, kind: str, body: dict[str, Any], seq: int) -> Envelope | None:
+        """`_seal_validated`'s envelope without pydantic, or None where that is not
+        provably the same: unless ``session``, ``actor`` and ``kind`` are exact ``str``
+        (JSON-representable: no lone surrogate), ``seq`` an exact ``int`` in [1, 2^53),
+        and ``body`` an exact ``dict`` of plain JSON values that `canonical_json_fast`
+        serialises.
+
+        Why the bytes are the same: validation keeps such values as they are (the body
+        as a shallow copy of the dict) and the JSON dump turns tuples into lists, which
+        serialise alike; RFC 8785 sorts the envelope's members (ASCII names) as
+        actor, body, kind, seq, session, sig, ts, v, and serialises each member's value
+        as it would alone, which is what is concatenated here. ``ts`` comes from
+        `now_iso` (ASCII digits and punctuation: nothing to escape) and ``v`` is the
+        integer ENVELOPE_VERSION."""
+        if type(kind) is not str or type(body) is not dict or type(seq) is not int or not 0 < seq <= _MAX_SEQ:
+            return None
+        actor, session = self.identity.actor, self.session
+        members = self._members
+        if members is None or members[0] is not actor or members[1] is not session:
+            members = self._members = (actor, session, _string_members(actor, session))
+        strings = members[2]
+        if strings is None:
+            return None
+        kind_json = _KIND_JSON.get(kind)
+        if kind_json is None:
+            kind_json = json_string(kind)
+            if kind_json is None:
+                return None
+            if len(_KIND_JSON) < _KIND_CACHE_MAX:
+                _KIND_JSON[kind] = kind_json
+        body_json = canonical_json_fast(body)
+        if body_json is None:
+            return None
+        ts = now_iso()
+        head = b"".join(
+            (b'{"actor":', strings[0], b',"body":', body_json, b',"kind":', kind_json,
+             b',"seq":', str(seq).encode("ascii"), b',"session":', strings[1])
+        )
+        tail = b'"ts":"' + ts.encode("ascii") + _VERSION_TAIL
+        sig = b64(self.identity.sign(head + b"," + tail))
+        canonical = b"".join((head, _SIG_MEMBER, sig.encode("ascii"), b'",', tail))
+        return Envelope._trusted(session, actor, seq, kind, dict(body), ts, sig, canonical)
+
+
+_MAX_SEQ = 2**53 - 1  # RFC 8785 numbers are doubles: larger integers take the slow way
+_VERSION_TAIL = f'","v":{ENVELOPE_VERSION}}}'.encode("ascii")
+# Envelope kinds are a handful of names; their JSON strings are kept (a bounded cache).
+_KIND_JSON: dict[str, bytes] = {}
+_KIND_CACHE_MAX = 256
+
+
+def _string_members(actor: str, session: str) -> tuple[bytes, bytes] | None:
+    if type(actor) is not str or type(session) is not str:
+        return None
+    actor_json, session_json = json_string(actor), json_string(session)
+    if actor_json is None or session_json is None:
+        return None
+    return actor_json, session_json

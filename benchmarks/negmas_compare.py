@@ -19,7 +19,7 @@ turn per party on both):
 * Accord, ledger on: `accord.local_session.run_local` (what `accord run --bus none`
   runs) into a SQLite ledger in a temp dir, the ledger opened once per domain: no bus,
   the protocol and delegates called directly in this process; every message signed by
-  its actor's key, hash-chained and stored (a few transactions a negotiation), the
+  its actor's key, hash-chained and stored (one transaction a negotiation), the
   session sealed with a checkpoint co-signed by every delegate. Signatures are not
   checked on receipt (nothing crosses a process); `Ledger.verify` checks them after
   each domain, outside the timings. The ledger is the one the memory-bus run writes,
@@ -324,10 +324,13 @@ PROFILE_GROUPS = (
     ("protocol state machine (`receive`)", "protocols/stacked_alternating_offers.py", "receive", "cum"),
     # `canonical_json` takes a fast path where it applies and falls back on rfc8785.dumps,
     # so its cumulative time is all the canonical JSON (counting dumps too would be twice).
-    ("canonical JSON (`canonical_json`: fast path or `rfc8785.dumps`)", "constituencies/hashing.py", "canonical_json", "cum"),
+    ("canonical JSON (`canonical_json`, `canonical_json_fast`: fast path or `rfc8785.dumps`)", "constituencies/hashing.py", "canonical_json", "cum"),
+    ("", "constituencies/hashing.py", "canonical_json_fast", "cum"),
     ("Ed25519 sign + verify", "~", "<method 'sign' of 'cryptography.hazmat.bindings._rust.openssl.ed25519.Ed25519PrivateKey' objects>", "own"),
     ("", "~", "<method 'verify' of 'cryptography.hazmat.bindings._rust.openssl.ed25519.Ed25519PublicKey' objects>", "own"),
-    ("ledger writes (`append_canonical`, `seal`, `create_session`, `finish_session`; includes some canonical JSON and signing)", "accord/ledger/store.py", "append_canonical", "cum"),
+    ("ledger writes (`append_canonical`, `seal`, `create_session`, `finish_session`, `SessionWriter`; includes some canonical JSON and signing)", "accord/ledger/store.py", "append_canonical", "cum"),
+    ("", "accord/ledger/store.py", "append", "cum"),
+    ("", "accord/ledger/store.py", "commit", "cum"),
     ("", "accord/ledger/store.py", "seal", "cum"),
     ("", "accord/ledger/store.py", "create_session", "cum"),
     ("", "accord/ledger/store.py", "finish_session", "cum"),

@@ -46,7 +46,7 @@ from accord.bus.topics import delegate_outbox
 from accord.chair import CHAIR, MoveIntake, group_calls
 from accord.delegate_runner import answer_bodies
 from accord.keystore import KeyStore
-from accord.ledger import Envelope, Identity, Ledger, LedgerError, SessionWriter, Signer
+from accord.ledger import Envelope, Identity, Ledger, SessionWriter, Signer
 from accord.ledger.envelope import MAX_ENVELOPE_BYTES
 from accord.progress import ProgressSink, SessionEvent
 from accord.session import DelegateResult, SessionResult, evaluate, new_session_id, opening_body
@@ -303,26 +303,11 @@ def _outcome(ended: Ended, results: list[DelegateResult]) -> dict[str, Any]:
 
 
 def _writer(plan: SessionPlan, ledger: Ledger, session_id: str | None, chair: Identity) -> SessionWriter:
-    """The session's writer, under `session_id` or a new id. A new id names the spec and
-    the second, plus 16 random bits: sessions run this fast can draw an id this ledger
-    has just used, and then another one is drawn (`session_writer` refuses an id the
-    ledger knows; one it does not know of yet fails when the session is stored)."""
-    if session_id is not None:
-        return ledger.session_writer(
-            session_id, plan.spec.id, plan.spec.title, plan.spec_hash, checkpoint_signer=chair
-        )
-    for attempt in range(_NEW_ID_ATTEMPTS):
-        try:
-            return ledger.session_writer(
-                new_session_id(plan.spec.id), plan.spec.id, plan.spec.title, plan.spec_hash, checkpoint_signer=chair
-            )
-        except LedgerError:
-            if attempt == _NEW_ID_ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
-
-
-_NEW_ID_ATTEMPTS: Final = 8
+    """The session's writer, under `session_id` or a new id (`new_session_id`)."""
+    return ledger.session_writer(
+        session_id or new_session_id(plan.spec.id), plan.spec.id, plan.spec.title, plan.spec_hash,
+        checkpoint_signer=chair,
+    )
 
 
 async def run_local(

@@ -51,8 +51,10 @@ class SessionResult:
 
 
 def new_session_id(spec_id: str) -> str:
+    """The spec, the second, and 48 random bits: a benchmark starts hundreds of sessions
+    a second in one ledger, and 16 bits made two of them draw the same id."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    return f"{spec_id}-{stamp}-{secrets.token_hex(2)}"
+    return f"{spec_id}-{stamp}-{secrets.token_hex(6)}"
 
 
 def evaluate(plan: SessionPlan, ended: Ended) -> list[DelegateResult]:

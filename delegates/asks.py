@@ -35,6 +35,11 @@ class AskTally:
         self._counts: dict[tuple[str, str], int] = {}
         self._unknown: dict[tuple[str, str], int] = {}
         self._counted = 0  # `offers` when `_counts` was last built from `by_code`
+        #: With `codes`: each counted offer's known items as a bit mask (bit c for item
+        #: code c), in the order counted. Offer n (from 0) added one to the count of each
+        #: of its items, so it raised an outcome's closeness by the bits the two masks
+        #: share: what lets a strategy update scores instead of recomputing them.
+        self.masks: list[int] = []
 
     @property
     def counts(self) -> dict[tuple[str, str], int]:
@@ -62,12 +67,15 @@ class AskTally:
                 counts[item] = counts.get(item, 0) + 1
             return
         by_code = self.by_code
+        mask = 0
         for item in offer.items():
             code = codes.get(item)
             if code is None:
                 self._unknown[item] = self._unknown.get(item, 0) + 1
             else:
                 by_code[code] += 1
+                mask |= 1 << code
+        self.masks.append(mask)
 
     def closeness(self, outcome: Mapping[str, str]) -> int:
         """How many times the others asked for the options of `outcome`, summed."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -24,6 +24,10 @@ from protocols import trusted
 from protocols.agenda import Agenda, Outcome
 from protocols.events import Call
 from protocols.moves import Accept, Critique, Move, Propose, Rank, Reject, Vote, Votes
+
+
+#: The move kinds `Strategy.respond` answers other than by bidding.
+_NOT_BIDDING = frozenset({"rank", "votes", "critique", "reject"})
 
 
 class StrategyOptions(BaseModel):
@@ -88,21 +92,34 @@ class Strategy(ABC):
         self.seen: dict[str, Outcome] = self.tally.latest
         # choose_offer's last scoring: (neighbourhood, offers counted, closest outcomes).
         self._closest: tuple[range, int, list[Outcome]] | None = None
-        # The closeness of the admissible outcomes lo..hi-1 while `offers` offers were
-        # counted: (offers, lo, hi, scores). A neighbourhood moves a little each turn.
+        # The closeness of the admissible outcomes lo..hi-1 (the last neighbourhood
+        # scored) when `offers` offers had been counted: (offers, lo, hi, scores).
         self._scored: tuple[int, int, int, list[int]] = (-1, 0, 0, [])
         # Utility, justification and value summary of an outcome, in one lookup.
         self.explain = Explainer(view.model)
         self._current: tuple[Outcome, Explained] | None = None
         # Whether choose_offer can score by item codes (the tally counts by the space's).
-        self._indexed = self.tally.codes is not None and self.tally.codes is getattr(space, "item_codes", None)
+        self._indexed = (
+            self.tally.codes is not None
+            and self.tally.codes is getattr(space, "item_codes", None)
+            and hasattr(space, "mask")
+        )
         # The outcome choose_offer last returned: one of the space's, so of the agenda's.
         self._chosen: Outcome | None = None
+        # choose_offer's neighbourhood of an aspiration, remembered by the space if it can.
+        width, limit = self.neighbourhood_width * space.span, self.neighbourhood_size
+        remembered = getattr(space, "neighbourhoods", None)
+        self._neighbourhood: Callable[[float], range] = (
+            remembered(width, limit)
+            if remembered is not None
+            else lambda target: space.neighbourhood(target, width, limit)
+        )
 
     def observe(self, call: Call) -> None:
         """Note what the call shows of the others' positions."""
-        if call.standing_offer is not None and call.offered_by:
-            self.tally.observe(call.offered_by, call.standing_offer)
+        standing = call.standing_offer
+        if standing is not None and call.offered_by:
+            self.tally.observe(call.offered_by, standing)
         if call.table:
             for entry in call.table:
                 self.tally.observe(entry.by, entry.offer)
@@ -118,7 +135,9 @@ class Strategy(ABC):
     def respond(self, call: Call) -> Move:
         """The move to make when called. The delegate wrapper checks it against the mandate."""
         self.observe(call)
-        allowed = call.allowed  # a few names: a list is searched faster than a set is built
+        allowed = call.allowed
+        if _NOT_BIDDING.isdisjoint(allowed):  # the usual call, in one test: accept or offer
+            return self.bid(call)
         if "rank" in allowed:
             return self.rank(call)
         if "votes" in allowed:
@@ -177,9 +196,7 @@ class Strategy(ABC):
         is what lets several delegates find the few outcomes they can all accept.
         """
         space = self.view.space
-        near = space.neighbourhood(
-            self.aspiration(call), self.neighbourhood_width * space.span, self.neighbourhood_size
-        )
+        near = self._neighbourhood(self.aspiration(call))
         if not near:
             self._chosen = space.all[0][1]
             return self._chosen
@@ -207,54 +224,76 @@ class Strategy(ABC):
 
     def _closest_in(self, near: range) -> list[Outcome]:
         """`self.tally.closest(reversed(ranked[near.start : near.stop]))`, from scores
-        kept while the tally does not change, each outcome scored by list lookups."""
+        kept from turn to turn (raised by the offers counted since), each outcome that
+        enters the neighbourhood scored once, by list lookups."""
         space = self.view.space
         ranked = space.admissible
         a, b = near.start, near.stop
+        tally = self.tally
         offers, lo, hi, scores = self._scored
-        counts = self.tally.by_code.__getitem__
-        codes = space.codes
-        code = space.code
-
-        def score(ks: range) -> list[int]:
-            return [sum(map(counts, codes[k] or code(k))) for k in ks]
-
-        if offers != self.tally.offers or b <= lo or a >= hi or hi - lo > 8 * (b - a):
-            lo, hi, scores = a, b, score(near)
+        if lo < b and a < hi and tally.offers - offers <= 2:
+            # The neighbourhood overlaps the outcomes scored last time: keep their scores
+            # (it moves a little each turn, mostly down as the aspiration falls).
+            if lo < a:
+                scores, lo = scores[a - lo :], a
+            if hi > b:
+                scores, hi = scores[: b - lo], b
+            if offers != tally.offers:
+                # An offer or two counted since: add to each score what each new offer
+                # added (the options it shares with it: one AND and one bit count, a
+                # third of the cost of summing its options' counts again).
+                masks = space.masks[lo:hi]
+                if 0 in masks:  # not all computed yet
+                    mask = space.mask
+                    masks = [mask(k) for k in range(lo, hi)]
+                for new in tally.masks[offers:]:
+                    scores = [n + (m & new).bit_count() for n, m in zip(scores, masks)]
         else:
-            if a < lo:
-                scores = score(range(a, lo)) + scores
-                lo = a
-            if b > hi:
-                scores = scores + score(range(hi, b))
-                hi = b
-        self._scored = (self.tally.offers, lo, hi, scores)
-        window = scores[a - lo : b - lo] if (lo, hi) != (a, b) else scores
+            lo = hi = a
+            scores = []
+        # Score what the neighbourhood adds, above and below the kept outcomes.
+        if a < lo:
+            scores = self._scores(a, lo) + scores
+        if b > hi:
+            scores = scores + self._scores(hi, b)
+        self._scored = (tally.offers, a, b, scores)
         # The last best in the window is the lowest in utility (the ranking is best
         # first); the others tied with it in score and utility sit just below it.
-        best = max(window)
-        k = b - 1 - window[::-1].index(best)
+        best = max(scores)
+        k = b - 1 - scores[::-1].index(best)
         at = ranked[k][0]
         chosen = [ranked[k][1]]
         k -= 1
         while k >= a and ranked[k][0] == at:
-            if window[k - a] == best:
+            if scores[k - a] == best:
                 chosen.append(ranked[k][1])
             k -= 1
         return chosen
+
+    def _scores(self, lo: int, hi: int) -> list[int]:
+        """The closeness to the others' asks (`AskTally.closeness`) of admissible
+        outcomes lo..hi-1, from the tally's counts by item code."""
+        space = self.view.space
+        counters = space.counters[lo:hi]
+        if None in counters:  # not all made yet
+            counter = space.counter
+            counters = [counter(k) for k in range(lo, hi)]
+        counts = self.tally.by_code
+        return [sum(count(counts)) for count in counters]
 
     # -- default answers to each kind of call ------------------------------------------
 
     def bid(self, call: Call) -> Move:
         """Alternating offers: accept the standing offer if it is good enough, else offer."""
-        explain = self.explain
+        # `explain(outcome)` is `explained[key(outcome)]`: looked up so, without a call.
+        explained, key = self.explain.memo, self.explain.key
         offer = self.choose_offer(call)
-        ours = explain(offer)
+        ours = explained[key(offer)]
         standing = call.standing_offer
         try:
             if standing is not None and "accept" in call.allowed:
                 threshold = min(self.aspiration(call), ours.utility)
-                theirs = explain(standing)
+                theirs = explained[key(standing)]
                 if theirs.utility >= threshold - 1e-12:
                     # Only while this move is made: an outcome is a dict, and dicts change.
                     self._current = (standing, theirs)

@@ -55,7 +55,7 @@ class Ratifier(Protocol):
     ) -> Ratification: ...
 
 
-@dataclass
+@dataclass(slots=True)  # one made per move: no per-instance dict
 class Decision:
     move: Move
     refusals: list[Refusal] = field(default_factory=list)
@@ -84,6 +84,8 @@ class Delegate:
             self._violation = space.violation
         else:
             self._violation = lambda offer: view.mandate.violation(offer, view.model.utility(offer))
+        # Whether the mandate reserves any outcome for ratification (a frozen model).
+        self._ratifies = bool(view.mandate.ratification)
 
     @property
     def id(self) -> str:
@@ -94,12 +96,16 @@ class Delegate:
         self.ratified[_key(ratification.outcome)] = ratification.approved
 
     def decide(self, call: Call) -> Decision:
-        self._asked = []
         move = self.strategy.respond(call)
-        if isinstance(move, (Propose, Accept)) and self._violation(move.offer) is None and (
-            not self.view.mandate.ratification  # `_dispose`'s usual case, inlined
+        # `_dispose`'s usual case, inlined: an offer or acceptance the mandate allows,
+        # with nothing to ratify (so nothing asked: `_asked` is not read).
+        if (
+            not self._ratifies
+            and isinstance(move, (Propose, Accept))
+            and self._violation(move.offer) is None
         ):
             return Decision(move, [], [])
+        self._asked = []
         return self._dispose(move, call)
 
     async def decide_async(self, call: Call) -> Decision:

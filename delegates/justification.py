@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from operator import itemgetter
 from typing import NamedTuple
-from weakref import WeakKeyDictionary
+from weakref import WeakKeyDictionary, ref
 
 from constituencies import ValueModel
 from protocols import trusted
@@ -68,7 +68,34 @@ class Explained(NamedTuple):
     worth: str  #: `f"{utility:.2f}"`, as rationales quote it
 
 
-_explained: WeakKeyDictionary[ValueModel, dict[tuple[str, ...], Explained]] = WeakKeyDictionary()
+class _Explanations(dict):  # type: ignore[type-arg]
+    """One model's `Explained` outcomes by key (`Explainer.key`), each made the first time
+    it is looked up (`__missing__`): one remembered is a dict lookup in C, with no call."""
+
+    def __init__(self, model: ValueModel) -> None:
+        super().__init__()
+        # Weakly: the models are the weak keys of `_explained`, which holds this.
+        self._model = ref(model)
+        self._issues = tuple(model.issue_contexts)
+
+    def __missing__(self, key: object) -> Explained:
+        if len(self) >= _MEMO_SIZE:
+            self.clear()
+        model = self._model()
+        assert model is not None, "a model's explanations outlive it only while unused"
+        # The outcome again from its key: its options on the model's issues, all that
+        # `utility`, `justify_parts` and `value_summary` read of an outcome.
+        issues = self._issues
+        outcome = dict(zip(issues, key)) if len(issues) != 1 else {issues[0]: key}
+        claimed, cited = justify_parts(model, outcome)
+        utility = model.utility(outcome)
+        found = self[key] = Explained(
+            utility, claimed, cited, value_summary(model, outcome), f"{utility:.2f}"
+        )
+        return found
+
+
+_explained: WeakKeyDictionary[ValueModel, _Explanations] = WeakKeyDictionary()
 
 
 class Explainer:
@@ -84,22 +111,13 @@ class Explainer:
         # The key of an outcome: its options, issue by issue (one issue: the option).
         issues = tuple(model.issue_contexts)
         self.key = itemgetter(*issues) if issues else (lambda outcome: ())
-        self.memo = _memo(_explained, model)
+        #: `memo[key(outcome)]` is `self(outcome)`, shared by every Explainer of the model.
+        self.memo = _explained.get(model)
+        if self.memo is None:
+            self.memo = _explained[model] = _Explanations(model)
 
     def __call__(self, outcome: Mapping[str, str]) -> Explained:
-        key = self.key(outcome)
-        found = self.memo.get(key)
-        if found is None:
-            memo = self.memo
-            if len(memo) >= _MEMO_SIZE:
-                memo.clear()
-            model = self.model
-            claimed, cited = justify_parts(model, outcome)
-            utility = model.utility(outcome)
-            found = memo[key] = Explained(
-                utility, claimed, cited, value_summary(model, outcome), f"{utility:.2f}"
-            )
-        return found
+        return self.memo[self.key(outcome)]
 
     def justify(self, outcome: Mapping[str, str], rationale: str) -> Justification:
         """`justify(model, outcome, rationale)`."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
 
 from constituencies import Mandate, ValueModel
@@ -12,6 +12,8 @@ from protocols.agenda import Agenda, Outcome
 
 
 _UNKNOWN = object()
+#: Gives, from a list indexed by item code, the entries of one outcome's item codes.
+CountGetter = Callable[[Sequence[int]], Sequence[int]]
 _MEMO_SIZE = 1 << 16
 
 
@@ -53,6 +55,10 @@ class OutcomeSpace:
         #: of admissible outcome k (`code(k)`, filled in as strategies ask).
         self.item_codes = agenda.item_codes
         self.codes: list[tuple[int, ...] | None] = [None] * len(self.admissible)
+        #: The same as bit masks (`mask(k)`; 0 until asked: a mask always has a bit set).
+        self.masks: list[int] = [0] * len(self.admissible)
+        #: The same as getters of a list indexed by item code (`counter(k)`).
+        self.counters: list[CountGetter | None] = [None] * len(self.admissible)
         #: Best minus worst admissible utility: the range a strategy concedes over.
         self.span = self.admissible[0][0] - self.admissible[-1][0] if self.admissible else 0.0
         self.model = model
@@ -61,6 +67,8 @@ class OutcomeSpace:
         self._key = itemgetter(*issues)
         self._issue_count = len(issues)
         self._violations: dict[object, str | None] = {}
+        # (width, limit) -> {admissible outcomes below the target: neighbourhood}
+        self._neighbourhoods: dict[tuple[float, int], dict[int, range]] = {}
 
     def violation(self, outcome: Mapping[str, str]) -> str | None:
         """`mandate.violation(outcome, model.utility(outcome))`: why the mandate forbids
@@ -87,6 +95,31 @@ class OutcomeSpace:
         found = self.codes[k]
         if found is None:
             found = self.codes[k] = tuple(map(self.item_codes.__getitem__, self.admissible[k][1].items()))
+        return found
+
+    def mask(self, k: int) -> int:
+        """`code(k)` as a bit mask: bit c set for each item code c (one per issue, so
+        distinct). `(mask(k) & m).bit_count()` is how many options `admissible[k]` shares
+        with an outcome of mask `m`, in two operations in C."""
+        found = self.masks[k]
+        if not found:
+            found = 0
+            for c in self.code(k):
+                found |= 1 << c
+            self.masks[k] = found
+        return found
+
+    def counter(self, k: int) -> CountGetter:
+        """A getter of the entries of `admissible[k]`'s item codes in a list indexed by
+        item code: `sum(counter(k)(counts))` is its options' counts summed, with one call
+        in C where `sum(map(counts.__getitem__, code(k)))` makes one per issue."""
+        found = self.counters[k]
+        if found is None:
+            codes = self.code(k)
+            # One issue: a slice, since `itemgetter(c)` would give a number, not a sequence.
+            first = codes[0]
+            found = itemgetter(*codes) if len(codes) > 1 else itemgetter(slice(first, first + 1))
+            self.counters[k] = found
         return found
 
     @property
@@ -120,6 +153,29 @@ class OutcomeSpace:
         ceiling = self.admissible[n - 1][0] + width + 1e-12
         above_ceiling = size - bisect.bisect_right(self._ascending, ceiling)
         return range(max(n - limit, above_ceiling, 0), n)
+
+    def neighbourhoods(self, width: float, limit: int) -> Callable[[float], range]:
+        """`lambda target: self.neighbourhood(target, width, limit)`, remembered.
+
+        A neighbourhood depends on the target only through how many admissible outcomes
+        reach it (one bisection), and a delegate's aspiration stays between the same two
+        utilities for several turns, so each is computed once per space, width and limit
+        (a space outlives its strategies: every negotiation of a plan shares it)."""
+        memo = self._neighbourhoods.get((width, limit))
+        if memo is None:
+            memo = self._neighbourhoods[width, limit] = {}
+        ascending = self._ascending
+        neighbourhood = self.neighbourhood
+        bisect_left = bisect.bisect_left
+
+        def near(target: float) -> range:
+            reached = bisect_left(ascending, target - 1e-12)
+            found = memo.get(reached)
+            if found is None:
+                found = memo[reached] = neighbourhood(target, width, limit)
+            return found
+
+        return near
 
     def closest_above(self, target: float) -> list[tuple[float, Outcome]]:
         """The admissible outcomes whose utility is the lowest one still >= target.

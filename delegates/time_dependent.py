@@ -41,17 +41,26 @@ class TimeDependent(Strategy):
         worst_admissible = space.admissible[-1][0] if space.admissible else space.worst
         self.floor = max(view.mandate.reservation, worst_admissible)
         self._last_target: tuple[float, float] = (float("nan"), 0.0)
+        self._last_call: Call | None = None
 
     def target(self, t: float) -> float:
         """The aspiration at time t: a function of t alone (a subclass may redefine it,
         keeping that so, as the aspiration of a time is computed once a turn)."""
-        t = min(max(t, 0.0), 1.0)
+        if t < 0.0:  # `min(max(t, 0.0), 1.0)`, without two calls
+            t = 0.0
+        elif t > 1.0:
+            t = 1.0
         return self.best - (self.best - self.floor) * t ** (1.0 / self.e)
 
     def aspiration(self, call: Call) -> float:
+        # Asked three times a turn (the offer, the acceptance threshold, the rationale),
+        # of the same call: a call is frozen, so its answer is kept with it.
+        if call is self._last_call:
+            return self._last_target[1]
+        self._last_call = call
         # Aim at where we will be after this turn, so the last round still concedes fully.
         t = call.round / call.deadline_round
-        last = self._last_target  # asked several times a turn: the last answer is kept
+        last = self._last_target  # and the same time comes back in a retried turn
         if t != last[0]:
             last = self._last_target = (t, self.target(t))
         return last[1]

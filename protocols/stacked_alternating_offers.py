@@ -53,6 +53,9 @@ class StackedAlternatingOffers(Protocol):
         self._missed: dict[str, int] = dict.fromkeys(self.participants, 0)
         self._strikes = 0
         self._pending: Call | None = None
+        self._deadline = params.deadline_rounds  # read on every turn; params are frozen
+        self._issue_count = len(agenda.issues)
+        self._items = agenda.item_set  # every (issue, option) of the (frozen) agenda
 
     @property
     def current(self) -> str:
@@ -71,7 +74,7 @@ class StackedAlternatingOffers(Protocol):
         self._pending = trusted.turn_call(  # to, round, deadline_round, allowed, ...
             self.participants[self._turn],
             self.round,
-            self.params.deadline_rounds,
+            self._deadline,
             ["propose"] if standing is None else ["accept", "propose"],
             None if standing is None else dict(standing),  # standing_offer
             self.offered_by,
@@ -112,14 +115,16 @@ class StackedAlternatingOffers(Protocol):
         if self._ended is not None:
             return [Rejection(to=sender, reason="the session has ended", move=move.model_dump())]
         missed = self._missed
-        if sender not in missed:
-            return [Rejection(to=sender, reason=f"{sender!r} is not a participant")]
         if sender != self.participants[self._turn]:
+            if sender not in missed:
+                return [Rejection(to=sender, reason=f"{sender!r} is not a participant")]
             return self._illegal(sender, move, f"out of turn: it is {self.current}'s turn")
         offer = move.offer
-        problem = self.agenda.problem_with(offer)
-        if problem:
-            return self._illegal(sender, move, problem)
+        # `agenda.problem_with`'s own first test, inlined: a complete outcome of the agenda.
+        if len(offer) != self._issue_count or not self._items.issuperset(offer.items()):
+            problem = self.agenda.problem_with(offer)
+            if problem:
+                return self._illegal(sender, move, problem)
         if isinstance(move, Propose):
             missed[sender] = 0
             self.standing_offer = dict(offer)

@@ -42,7 +42,8 @@ delegates and strategies over the plan's ranked spaces, exactly what `build_plan
 minus the ranking). NegMAS's negotiators rank the outcome space themselves in every
 negotiation (their inverse utility function); NegMAS "warm" hands them inverses built
 once per domain through NegMAS's own `ufun_inverter` argument, which is the like-for-like
-comparison; NegMAS "cold" is NegMAS as usually run. Both sides' utilities are the Genius
+comparison; NegMAS "cold" is NegMAS as usually run. Accord's ledger-off times are all
+taken before its ledger-on runs, as NegMAS's are in a process that does nothing else. Both sides' utilities are the Genius
 utilities (NegMAS's loader keeps raw evaluations, so `_negmas_side.py` rescales them per
 issue as Genius does; every NegMAS agreement is checked against Accord's value models).
 
@@ -235,9 +236,8 @@ def _said(rows: Sequence[Any]) -> list[tuple[Any, ...]]:
     return said
 
 
-async def run_accord_domain(
-    dom: AccordDomain, pairs: Sequence[tuple[str, str]], reps: int, ledger_dir: Path, with_ledger: bool
-) -> dict[str, Any]:
+def time_accord_off(dom: AccordDomain, pairs: Sequence[tuple[str, str]], reps: int) -> dict[str, Any]:
+    """Ledger off: `simulate` per pair, `reps` times; the runs, with their outcomes."""
     classes = {name: plugins.strategy(name) for pair in pairs for name in pair}
     # The untouched plan (built with the importer's strategies) against a fresh one: the
     # fresh delegates must make the very same moves.
@@ -246,71 +246,79 @@ async def run_accord_domain(
     again = simulate(fresh_plan(dom.plan, first, classes))
     if [(a, m.model_dump()) for a, m in reference.moves] != [(a, m.model_dump()) for a, m in again.moves]:
         raise SystemExit(f"{dom.key}: fresh delegates do not replay build_plan's delegates")
-    start = time.perf_counter()
-    ledger = await Ledger.open(ledger_dir / f"{dom.key.replace('/', '-')}.db") if with_ledger else None
-    ledger_open_s = time.perf_counter() - start
     runs = []
+    for pair in pairs:
+        off: list[float] = []
+        result: dict[str, Any] = {}
+        for _ in range(reps):
+            start = time.perf_counter()
+            plan = fresh_plan(dom.plan, pair, classes)
+            sim = simulate(plan)
+            off.append(time.perf_counter() - start)
+            here = _outcome(plan, sim.ended)
+            if result and here != result["outcome"]:
+                raise SystemExit(f"{dom.key} {pair}: two simulations of one seed differ")
+            result = {"outcome": here, "moves": sim.messages}
+        ratio, dist = dom.nash.quality(result["outcome"]["utilities"])
+        runs.append(
+            {
+                "pair": list(pair),
+                **result,
+                "ledger_off_s": off,
+                "ledger_on_s": [],
+                "ledger_off_median_s": statistics.median(off),
+                "ledger_on_median_s": None,
+                "ledger_bus_s": [],
+                "ledger_bus_median_s": None,
+                "ledger_entries": None,
+                "ledger_run_same_outcome": None,
+                "nash_ratio": ratio,
+                "nash_distance": dist,
+            }
+        )
+    return {"ledger_open_s": None, "runs": runs}
+
+
+async def time_accord_ledger(dom: AccordDomain, timed: dict[str, Any], reps: int, ledger_dir: Path) -> None:
+    """Ledger on, for each run of `timed` (from `time_accord_off`, whose outcomes they
+    must reach): `run_local` (no bus), then `run_session` (memory bus), `reps` times each,
+    into one SQLite ledger per domain; the results are added to `timed`."""
+    pairs = [tuple(run["pair"]) for run in timed["runs"]]
+    classes = {name: plugins.strategy(name) for pair in pairs for name in pair}
+    start = time.perf_counter()
+    ledger = await Ledger.open(ledger_dir / f"{dom.key.replace('/', '-')}.db")
+    timed["ledger_open_s"] = time.perf_counter() - start
     try:
-        for pair in pairs:
-            off: list[float] = []
-            on: list[float] = []
-            result: dict[str, Any] = {}
-            for _ in range(reps):
-                start = time.perf_counter()
-                plan = fresh_plan(dom.plan, pair, classes)
-                sim = simulate(plan)
-                off.append(time.perf_counter() - start)
-                here = _outcome(plan, sim.ended)
-                if result and here != result["outcome"]:
-                    raise SystemExit(f"{dom.key} {pair}: two simulations of one seed differ")
-                result = {"outcome": here, "moves": sim.messages}
-            ledger_agrees = None
+        for run in timed["runs"]:
+            pair = tuple(run["pair"])
+            agrees = True
+            last = {}
             entries = None
-            bus: list[float] = []
-            if ledger is not None:
-                ledger_agrees = True
-                last = {}
-                for runner, times in ((run_local, on), (run_session, bus)):
-                    for _ in range(reps):
-                        start = time.perf_counter()
-                        plan = fresh_plan(dom.plan, pair, classes)
-                        session = await runner(plan, ledger)
-                        times.append(time.perf_counter() - start)
-                        entries = session.entries
-                        ledger_agrees &= _outcome(plan, session.ended) == result["outcome"]
-                    last[runner] = session.session_id
-                # Outside the timings: the busless run's ledger verifies and is, entry for
-                # entry, the memory-bus run's.
-                report = await ledger.verify(last[run_local])
-                if not report.ok:
-                    raise SystemExit(f"{dom.key} {pair}: the busless run's ledger does not verify: {report.first}")
-                same_ledger = _said(await ledger.entries(last[run_local])) == _said(
-                    await ledger.entries(last[run_session])
-                )
-                if not same_ledger:
-                    raise SystemExit(f"{dom.key} {pair}: the busless run's ledger is not the memory bus run's")
-            utilities = result["outcome"]["utilities"]
-            ratio, dist = dom.nash.quality(utilities)
-            runs.append(
-                {
-                    "pair": list(pair),
-                    **result,
-                    "ledger_off_s": off,
-                    "ledger_on_s": on,
-                    "ledger_off_median_s": statistics.median(off),
-                    "ledger_on_median_s": statistics.median(on) if on else None,
-                    "ledger_bus_s": bus,
-                    "ledger_bus_median_s": statistics.median(bus) if bus else None,
-                    "ledger_entries": entries,
-                    "ledger_run_same_outcome": ledger_agrees,
-                    "nash_ratio": ratio,
-                    "nash_distance": dist,
-                }
+            for runner, times in ((run_local, run["ledger_on_s"]), (run_session, run["ledger_bus_s"])):
+                for _ in range(reps):
+                    start = time.perf_counter()
+                    plan = fresh_plan(dom.plan, pair, classes)
+                    session = await runner(plan, ledger)
+                    times.append(time.perf_counter() - start)
+                    entries = session.entries
+                    agrees &= _outcome(plan, session.ended) == run["outcome"]
+                last[runner] = session.session_id
+            # Outside the timings: the busless run's ledger verifies and is, entry for
+            # entry, the memory-bus run's.
+            report = await ledger.verify(last[run_local])
+            if not report.ok:
+                raise SystemExit(f"{dom.key} {pair}: the busless run's ledger does not verify: {report.first}")
+            same_ledger = _said(await ledger.entries(last[run_local])) == _said(
+                await ledger.entries(last[run_session])
             )
+            if not same_ledger:
+                raise SystemExit(f"{dom.key} {pair}: the busless run's ledger is not the memory bus run's")
+            run["ledger_on_median_s"] = statistics.median(run["ledger_on_s"])
+            run["ledger_bus_median_s"] = statistics.median(run["ledger_bus_s"])
+            run["ledger_entries"] = entries
+            run["ledger_run_same_outcome"] = agrees
     finally:
-        if ledger is not None:
-            await ledger.close()
-    return {"ledger_open_s": ledger_open_s, "runs": runs}
+        await ledger.close()
 
 
 # What the profile groups Accord's time into: (label, file suffix, function name, which
@@ -929,9 +937,14 @@ def main() -> None:
             print(f"accord: {key}", file=sys.stderr, flush=True)
             dom = load_accord(key, args.rounds)
             domains.append(dom)
-            accord[key] = asyncio.run(
-                run_accord_domain(dom, pairs, args.reps, workdir, not args.no_ledger)
-            )
+            accord[key] = time_accord_off(dom, pairs, args.reps)
+        # Every ledger-off time is taken before any ledger-on run: measured after them in
+        # the same process, the same simulations took 7 to 17% longer (its heap churned by
+        # the sessions' database and bus work), while NegMAS runs in a process of its own.
+        if not args.no_ledger:
+            for dom in domains:
+                print(f"accord, ledger on: {dom.key}", file=sys.stderr, flush=True)
+                asyncio.run(time_accord_ledger(dom, accord[dom.key], args.reps, workdir))
         profile = None
         if not args.no_profile:
             dom = next((d for d in domains if d.key == args.profile_domain), None) or load_accord(

@@ -344,14 +344,17 @@ async def run_local(
         assert ended is not None
         results = evaluate(plan, ended)
         writer.finish(_outcome(ended, results))
-    except BaseException:
+    except BaseException as failure:
         # As a bus run would have: what was recorded before the failure is stored, then
         # the error propagates (the session stays "running", as a crashed bus run's).
         # Unless the failure was the ledger's own (a commit refused): it said why.
         if not writer.closed:
-            if run.buffer:
-                writer.append(run.take())
-            await writer.commit()
+            try:
+                if run.buffer:
+                    writer.append(run.take())
+                await writer.commit()
+            except Exception as also:  # the run's own error stays the one raised
+                failure.add_note(f"storing what was recorded before it failed too: {also!r}")
         raise
     await writer.commit()
     return SessionResult(session_id, ended, results, run.recorded, ledger.location)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -304,6 +305,23 @@ def test_identity_is_required_only_for_checkpoints(tmp_path: Any) -> None:
             sealed = writer.seal(ids["chair"])
             await writer.commit()
             assert [c.size for c in await ledger.checkpoints(sid)] == [sealed.size] == [len(envs)]
+            assert (await ledger.verify(sid)).ok
+
+    run(go())
+
+
+def test_a_relative_sqlite_url_is_written_where_it_points(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`sqlite:///rel.db` names a file relative to the working directory: the writer's own
+    connection must find it there (a relative path has no file URI)."""
+    monkeypatch.chdir(tmp_path)
+    sid, envs, ids = build_session(2)
+
+    async def go() -> None:
+        async with await Ledger.open("sqlite:///rel.db") as ledger:
+            writer = ledger.session_writer(sid, "t", "title", "sha256:0", checkpoint_signer=ids["chair"])
+            writer.append([(e, e.canonical()) for e in envs])
+            await writer.commit()
+            assert len(await ledger.entries(sid)) == len(envs)
             assert (await ledger.verify(sid)).ok
 
     run(go())

@@ -211,3 +211,32 @@ def test_a_file_the_checkers_cannot_open_is_read_through_the_engine(
         assert report == expected and report.ok and report.covered == len(envs)
 
     run(go())
+
+
+def test_an_entry_number_that_is_not_an_integer_is_named_not_passed(tmp_path: Path) -> None:
+    """SQLite keeps a REAL where INTEGER was declared: renumbering entry 2 as 1.5 inside a
+    chunk keeps the row count and each chunk's first and last numbers."""
+    import sqlite3
+
+    async def go() -> None:
+        async with await Ledger.open(tmp_path / "l.db") as ledger:
+            sid, _, _ = await stored_session(ledger, rounds=12)
+            notes = await ledger.checkpoint_notes(sid)
+            with sqlite3.connect(tmp_path / "l.db") as conn:
+                conn.execute("UPDATE entries SET idx = 1.5 WHERE session_id = ? AND idx = 2", (sid,))
+            assert _quick(sid, _SqliteFile(tmp_path / "l.db", sid), None, notes, 1) is None
+            report = await ledger.verify(sid)
+            assert report.first is not None and report.first.idx == 2
+            assert "entry number 1.5 is not a whole number" in report.first.reason
+            assert report == verify_entries(sid, await ledger.entries(sid), checkpoints=notes)
+
+    run(go())
+
+
+def test_items_with_and_without_stored_hashes_are_refused() -> None:
+    sid, envs, _ = build_session(2)
+    items = chained([e.canonical() for e in envs])
+    raw, cols, _ = items[3]
+    items[3] = (raw, cols, None)
+    with pytest.raises(ValueError, match="every item its stored hashes"):
+        verify_records(sid, items, list(range(len(items))))

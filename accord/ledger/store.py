@@ -529,7 +529,7 @@ class Ledger:
         if url.startswith("sqlite+aiosqlite:///") and "?" not in url and not engine_options:
             # A plain SQLite file, opened as the engine opens it: `_write_direct` may
             # write it through a connection of its own.
-            ledger._direct_path = Path(describe_location(url))
+            ledger._direct_path = Path(describe_location(url)).resolve()  # as_uri needs it absolute
         return ledger
 
     @staticmethod

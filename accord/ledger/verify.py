@@ -342,8 +342,8 @@ def _summarise(session_id: str, keys: dict[str, str], items: Sequence[Item]) -> 
 def _summarise_rows(session_id: str, keys: dict[str, str], path: Path, start: int, stop: int) -> _Summary:
     """`_summarise` of entries ``start..stop - 1`` of a SQLite ledger, read here."""
     rows = sqlite_rows.read(path, session_id, start, stop)
-    if len(rows) != stop - start or rows[0][0] != start or rows[-1][0] != stop - 1:
-        return _UNCLEAN  # an entry number is missing (rows come ordered and unique)
+    if [row[0] for row in rows] != list(range(start, stop)) or any(type(row[0]) is not int for row in rows):
+        return _UNCLEAN  # an entry number missing, or not an integer (SQLite keeps 1.5 as given)
     return _summarise(session_id, keys, _items_of(rows))
 
 
@@ -563,12 +563,16 @@ class _Records:
     def __init__(self, items: Sequence[Item], labels: Sequence[int]) -> None:
         self.items, self.labels, self.n = items, labels, len(items)
         self.chained = bool(items) and items[0][2] is not None
+        if any((item[2] is not None) is not self.chained for item in items):
+            raise ValueError("verify_records: give every item its stored hashes (database rows) or none (bundle lines)")
 
     def raw(self, pos: int) -> bytes:
         return self.items[pos][0]
 
     def quick_tasks(self, session_id: str, keys: dict[str, str], size: int) -> list[tuple[Any, ...]] | None:
-        if self.labels and list(self.labels) != list(range(self.n)):
+        if self.labels and (
+            list(self.labels) != list(range(self.n)) or any(type(label) is not int for label in self.labels)
+        ):
             return None
         return [(_summarise, session_id, keys, self.items[s : s + size]) for s in range(0, self.n, size)]
 
@@ -804,9 +808,15 @@ def _exact(
     """Every entry's result kept and every scan run, so every problem is named."""
     n = len(items)
     raws = [item[0] for item in items]
-    label = (lambda i: labels[i] if 0 <= i < n else i) if labels else str
     findings = _Findings()
     notes: list[str] = []
+    odd = next((pos for pos, idx in enumerate(labels) if type(idx) is not int), None)
+    if odd is not None:
+        # A database edited by hand (SQLite keeps a REAL where an INTEGER was declared):
+        # name it by position, and number the odd entries by position from here on.
+        findings.add(odd, CHANGED, f"its entry number {labels[odd]!r} is not a whole number", source=2)
+        labels = [idx if type(idx) is int else pos for pos, idx in enumerate(labels)]
+    label = (lambda i: labels[i] if 0 <= i < n else i) if labels else str
 
     opening = _find_opening(session_id, raws)
     keys: dict[str, str] = opening[1] if opening else {}

@@ -45,7 +45,7 @@ import json
 import multiprocessing
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -235,37 +235,58 @@ def _start_method() -> str:
     return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
 
-def _run_checks(session_id: str, keys: dict[str, str], items: Sequence[Item], workers: int) -> list[Result]:
-    """Check every item on `workers` processes: this one and `workers - 1` helpers.
+def _in_processes(
+    tasks: Sequence[tuple[Any, ...]], workers: int, give_up: Callable[[Any], bool] | None = None
+) -> list[Any] | None:
+    """The results of `tasks` (each a function and its arguments), in order, computed on
+    this process and ``workers - 1`` helpers; None as soon as one result makes
+    ``give_up`` true.
 
-    The calling process checks chunks itself rather than wait idle for the helpers (one
-    fewer process to start and to ship entries to); chunks are handed out as processes
-    free up, so a process slowed by other jobs on the machine takes fewer of them."""
-    if workers <= 1 or len(items) < 2:
-        return _check_chunk(session_id, keys, items)
-    size = max(1, -(-len(items) // (workers * _PARALLEL_CHUNKS_PER_WORKER)))
-    starts = range(0, len(items), size)
-    done: list[list[Result] | None] = [None] * len(starts)
-    helpers = workers - 1
+    The calling process runs tasks itself rather than wait idle for the helpers (one
+    fewer process to start and to ship work to); tasks are handed out as processes free
+    up, so a process slowed by other jobs on the machine takes fewer of them."""
+    if workers <= 1 or len(tasks) < 2:
+        out = []
+        for fn, *args in tasks:
+            out.append(fn(*args))
+            if give_up is not None and give_up(out[-1]):
+                return None
+        return out
+    done: list[Any] = [None] * len(tasks)
+    helpers = min(workers - 1, len(tasks) - 1)
     context = multiprocessing.get_context(_start_method())
     with ProcessPoolExecutor(max_workers=helpers, mp_context=context) as pool:
-        pending: dict[Future[list[Result]], int] = {}
+        pending: dict[Future[Any], int] = {}
         following = 0
-        while following < len(starts) or pending:
-            # Keep each helper one chunk ahead, so it never waits for this process.
-            while following < len(starts) and len(pending) < 2 * helpers:
-                start = starts[following]
-                pending[pool.submit(_check_chunk, session_id, keys, items[start : start + size])] = following
+        while following < len(tasks) or pending:
+            # Keep each helper one task ahead, so it never waits for this process.
+            while following < len(tasks) and len(pending) < 2 * helpers:
+                fn, *args = tasks[following]
+                pending[pool.submit(fn, *args)] = following
                 following += 1
-            if following < len(starts):
-                start = starts[following]
-                done[following] = _check_chunk(session_id, keys, items[start : start + size])
+            finished = []
+            if following < len(tasks):
+                fn, *args = tasks[following]
+                done[following] = fn(*args)
+                finished.append(following)
                 following += 1
             else:
                 wait(pending, return_when=FIRST_COMPLETED)
             for future in [f for f in pending if f.done()]:
+                finished.append(pending[future])
                 done[pending.pop(future)] = future.result()
-    return [result for chunk in done for result in chunk or ()]
+            if give_up is not None and any(give_up(done[k]) for k in finished):
+                for future in pending:
+                    future.cancel()
+                return None
+    return done
+
+
+def _run_checks(session_id: str, keys: dict[str, str], items: Sequence[Item], workers: int) -> list[Result]:
+    """`_check_chunk` of every item, on `workers` processes (see `_in_processes`)."""
+    size = max(1, len(items)) if workers <= 1 else max(1, -(-len(items) // (workers * _PARALLEL_CHUNKS_PER_WORKER)))
+    tasks = [(_check_chunk, session_id, keys, items[s : s + size]) for s in range(0, len(items), size)]
+    return [result for chunk in _in_processes(tasks, workers) or () for result in chunk]
 
 
 def default_workers(n: int) -> int:
@@ -374,39 +395,8 @@ def _joined(summaries: Sequence[_Summary], n: int, chained: bool) -> bytes | Non
 
 
 def _run_summaries(tasks: Sequence[tuple[Any, ...]], workers: int) -> list[_Summary]:
-    """Run `tasks` (a function and its arguments) on this process and ``workers - 1``
-    helpers, in order of completion, stopping early once one comes back unclean."""
-    if workers <= 1 or len(tasks) < 2:
-        out = []
-        for fn, *args in tasks:
-            out.append(fn(*args))
-            if not out[-1].clean:
-                break
-        return out
-    done: list[_Summary | None] = [None] * len(tasks)
-    helpers = min(workers - 1, len(tasks) - 1)
-    context = multiprocessing.get_context(_start_method())
-    with ProcessPoolExecutor(max_workers=helpers, mp_context=context) as pool:
-        pending: dict[Future[_Summary], int] = {}
-        following = 0
-        while following < len(tasks) or pending:
-            while following < len(tasks) and len(pending) < 2 * helpers:
-                fn, *args = tasks[following]
-                pending[pool.submit(fn, *args)] = following
-                following += 1
-            if following < len(tasks):
-                fn, *args = tasks[following]
-                done[following] = fn(*args)
-                following += 1
-            else:
-                wait(pending, return_when=FIRST_COMPLETED)
-            for future in [f for f in pending if f.done()]:
-                done[pending.pop(future)] = future.result()
-            if any(s is not None and not s.clean for s in done):
-                for future in pending:
-                    future.cancel()
-                return [_UNCLEAN]
-    return [s for s in done if s is not None]
+    """The chunks' summaries, stopping at the first unclean one (then just that one)."""
+    return _in_processes(tasks, workers, give_up=lambda summary: not summary.clean) or [_UNCLEAN]
 
 
 # -- order: links, sequence numbers -----------------------------------------------------

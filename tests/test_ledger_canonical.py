@@ -109,3 +109,15 @@ def test_models_with_integral_floats_serialise_like_their_dump(scores: dict[str,
     assert canonical_json(model) == rfc8785.dumps(model.model_dump(mode="json"))
     assert model.model_dump(mode="json") == before
     assert type(model.nested[0]["deadline_s"]) is float
+
+
+def test_deep_nesting_falls_back_to_rfc8785() -> None:
+    # orjson refuses more than 254 levels; the slow path serialises (or refuses) instead.
+    deep: Any = 1
+    for _ in range(300):
+        deep = [deep]
+    assert _ours(deep) == _reference(deep)
+    from constituencies.hashing import canonical_json_fast
+
+    assert canonical_json_fast(deep) is None
+    assert canonical_json_fast({"a": "\ud800"}) is None

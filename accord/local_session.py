@@ -47,10 +47,11 @@ from accord.chair import CHAIR, MoveIntake, group_calls
 from accord.delegate_runner import answer_bodies
 from accord.keystore import KeyStore
 from accord.ledger import Envelope, Identity, Ledger, SessionWriter, Signer
-from accord.ledger.envelope import MAX_ENVELOPE_BYTES
+from accord.ledger.envelope import MAX_ENVELOPE_BYTES, PendingEnvelope
 from accord.progress import ProgressSink, SessionEvent
 from accord.session import DelegateResult, SessionResult, evaluate, new_session_id, opening_body
 from accord.session_plan import SessionPlan
+from accord.signing_worker import SigningWorker
 from delegates.delegate import Delegate
 from protocols.events import Call, ChairEvent, Ended, Rejection
 
@@ -73,27 +74,34 @@ class LocalSessionError(RuntimeError):
 class _Member:
     """A delegate as the busless run drives it: what `DelegateRunner` keeps."""
 
-    __slots__ = ("delegate", "id", "last_answered", "last_sent", "outbox", "signer", "value_model")
+    __slots__ = ("delegate", "id", "key", "last_answered", "last_sent", "outbox", "signer", "value_model")
 
     def __init__(self, delegate: Delegate, signer: Signer, value_model: str, outbox: str) -> None:
         self.delegate = delegate
         self.id = delegate.id
         self.signer = signer
+        self.key = -1  # its key's number in the signing worker, if there is one
         self.value_model = value_model
         self.outbox = outbox
         self.last_answered: dict[str, Any] | None = None
-        self.last_sent: list[_Entry] = []
+        self.last_sent: list[PendingEnvelope] = []
 
 
 class _Run:
     """The chair and the delegates of one session, driven without I/O."""
 
     def __init__(
-        self, plan: SessionPlan, session_id: str, identities: dict[str, Identity], progress: ProgressSink | None
+        self,
+        plan: SessionPlan,
+        session_id: str,
+        identities: dict[str, Identity],
+        progress: ProgressSink | None,
+        signing: SigningWorker | None = None,
     ) -> None:
         self.protocol = plan.new_protocol()
         self.intake = MoveIntake(self.protocol)
         self.chair = Signer(identities[CHAIR], session_id)
+        self.chair_key = -1
         self.members = {
             p.id: _Member(
                 p.delegate, Signer(identities[p.id], session_id), p.model.hash, delegate_outbox(session_id, p.id)
@@ -103,7 +111,15 @@ class _Run:
         self.order = list(self.members)  # who a broadcast reaches first: subscription order
         self.progress = progress
         self.group_from = max(2, _chair.GROUP_CALLS_FROM)  # read now: tests lower it
-        self.buffer: list[_Entry] = []
+        # Signatures are made by `signing` (another process) while the session goes on,
+        # in the order `unsigned` holds them, or here as each message is sealed.
+        self.signing = signing
+        self.unsigned: list[PendingEnvelope] = []
+        if signing is not None:
+            self.chair_key = signing.register(identities[CHAIR].sodium_secret)
+            for member in self.members.values():
+                member.key = signing.register(member.signer.identity.sodium_secret)
+        self.buffer: list[PendingEnvelope] = []
         self.recorded = 0
         self.next_seq: dict[str, int] = {}
         self.seen: dict[tuple[str, int], bytes] = {}
@@ -129,7 +145,7 @@ class _Run:
         protocol = self.protocol
         while not protocol.done:
             published, self.published = self.published, []
-            answers: list[tuple[_Member, Envelope, bytes]] = []
+            answers: list[tuple[_Member, PendingEnvelope]] = []
             for member, items in self._turn_order(published):
                 for item in items:
                     if isinstance(item, str):
@@ -143,10 +159,10 @@ class _Run:
                     f"the protocol waits for {', '.join(waiting) or 'nobody'} and nothing is left "
                     "to deliver; on a bus the turn would time out: run it on a bus (memory://)"
                 )
-            for member, env, raw in answers:
+            for member, pending in answers:
                 if protocol.done:
                     break  # what arrives after the end is not recorded
-                self._consume(member, env, raw)
+                self._consume(member, pending)
             if len(self.buffer) >= FLUSH_ENTRIES:
                 yield self.take()
         ended = protocol.ended
@@ -155,10 +171,41 @@ class _Run:
         yield self.take()
 
     def take(self) -> list[_Entry]:
+        """The entries recorded since the last `take`, signed (the signing worker's
+        signatures collected first)."""
+        if self.unsigned:
+            assert self.signing is not None
+            for pending, signature in zip(self.unsigned, self.signing.signatures(), strict=True):
+                pending.signed(signature)
+            self.unsigned = []
         batch, self.buffer = self.buffer, []
-        return batch
+        entries = []
+        for pending in batch:
+            env = pending.envelope if pending.envelope is not None else pending.signed_here()
+            entries.append((env, env.canonical()))
+        return entries
 
-    def _answer(self, member: _Member, call: Call, body: dict[str, Any]) -> list[tuple[_Member, Envelope, bytes]]:
+    def forget_keys(self) -> None:
+        """The signing worker no longer needs this session's keys."""
+        if self.signing is not None and self.chair_key >= 0:
+            if self.unsigned:  # sealed, never recorded (the run failed): not the next session's
+                for pending, signature in zip(self.unsigned, self.signing.signatures(), strict=True):
+                    pending.signed(signature)
+                self.unsigned = []
+            self.signing.forget([self.chair_key, *(m.key for m in self.members.values())])
+            self.chair_key = -1
+
+    def _seal(self, signer: Signer, key: int, kind: str, body: dict[str, Any]) -> PendingEnvelope:
+        pending = signer.seal_pending(kind, body)
+        if pending.envelope is None:
+            if self.signing is None:
+                pending.signed_here()
+            else:
+                self.signing.submit(key, pending.message)
+                self.unsigned.append(pending)
+        return pending
+
+    def _answer(self, member: _Member, call: Call, body: dict[str, Any]) -> list[tuple[_Member, PendingEnvelope]]:
         """`DelegateRunner._act` and `_answer`: the envelopes a delegate sends for a call."""
         if body == member.last_answered:
             # The same call again: the bus delegate sends the same envelopes again.
@@ -166,35 +213,41 @@ class _Run:
         else:
             member.last_answered = body
             decision = member.delegate.decide(call)
-            seal = member.signer.seal
-            sent = member.last_sent = []
-            for kind, answer in answer_bodies(call, decision, member.value_model, member.delegate.strategy):
-                env = seal(kind, answer)
-                sent.append((env, env.canonical()))
-        return [(member, env, raw) for env, raw in sent]
+            seal, signer, key = self._seal, member.signer, member.key
+            sent = member.last_sent = [
+                seal(signer, key, kind, answer)
+                for kind, answer in answer_bodies(call, decision, member.value_model, member.delegate.strategy)
+            ]
+        return [(member, pending) for pending in sent]
 
     # -- the chair's side (`Chair._consume`, `_apply`, `_dispatch`) ----------------------
 
-    def _consume(self, member: _Member, env: Envelope, raw: bytes) -> None:
-        if len(raw) > MAX_ENVELOPE_BYTES:
-            self._refused(member, raw, f"envelope of {len(raw)} bytes exceeds {MAX_ENVELOPE_BYTES}")
+    def _consume(self, member: _Member, pending: PendingEnvelope) -> None:
+        size = pending.size
+        if size > MAX_ENVELOPE_BYTES:
+            self._refused(member, pending, f"envelope of {size} bytes exceeds {MAX_ENVELOPE_BYTES}")
             return
-        actor, seq = env.actor, env.seq
+        actor, seq = pending.actor, pending.seq
         expected = self.next_seq.get(actor, 1)
-        if seq < expected and self.seen.get((actor, seq)) == raw:
-            self._refused(member, raw, f"replayed sequence number {seq} from {actor!r}: already recorded")
-            return
+        if seq < expected:
+            # The same signed bytes as the one recorded: the same bytes signed by the
+            # same key (Ed25519 is deterministic).
+            recorded = self.seen.get((actor, seq))
+            if recorded is not None and (recorded is pending or recorded.message == pending.message):
+                self._refused(member, pending, f"replayed sequence number {seq} from {actor!r}: already recorded")
+                return
         if seq != expected:
             why = "replayed" if seq < expected else "out of order"
-            self._refused(member, raw, f"{why} sequence number {seq} from {actor!r} (expected {expected})")
+            self._refused(member, pending, f"{why} sequence number {seq} from {actor!r} (expected {expected})")
             return
         self.next_seq[actor] = expected + 1
-        self.seen[(actor, seq)] = raw
-        self._record(env, raw)
-        if env.kind == "move":
-            self._dispatch(self.intake.apply(actor, env.body.get("move")))
+        self.seen[(actor, seq)] = pending
+        self._record(pending)
+        if pending.kind == "move":
+            self._dispatch(self.intake.apply(actor, pending.body.get("move")))
 
-    def _refused(self, member: _Member, payload: bytes, reason: str) -> None:
+    def _refused(self, member: _Member, pending: PendingEnvelope, reason: str) -> None:
+        payload = pending.signed_here().canonical()  # its hash is recorded
         body = {
             "topic": member.outbox,
             "sha256": hashlib.sha256(payload).hexdigest(),
@@ -213,11 +266,11 @@ class _Run:
                 group = groups.get(id(event))
                 if group is None:
                     body = event.model_dump(mode="json")
-                    self._deliverable(self._send("call", body), "call", event.to)
+                    self._deliverable(self._send("call", body).size, "call", event.to)
                     published.append((event.to, (event, body)))
                 else:  # the group's first call carries it; the others are in it
                     for chunk in group:
-                        self._deliverable(self._send("calls", chunk), "calls", event.to)
+                        self._deliverable(self._send("calls", chunk).size, "calls", event.to)
                         shared = {k: v for k, v in chunk.items() if k != "to"}
                         work = {}
                         for to in chunk["to"]:
@@ -227,18 +280,18 @@ class _Run:
                 continue
             body = event.model_dump(mode="json")
             if isinstance(event, Rejection):
-                raw = self._send("rejection", body)
+                sent = self._send("rejection", body)
                 # A delegate ignores a chair envelope too large to parse (it still wakes).
-                published.append((event.to, event.reason if len(raw) <= MAX_ENVELOPE_BYTES else None))
+                published.append((event.to, event.reason if sent.size <= MAX_ENVELOPE_BYTES else None))
             else:
                 self._send(event.kind, body)
                 if not isinstance(event, Ended):
                     published.append((None, None))
 
-    def _deliverable(self, raw: bytes, kind: str, to: str) -> None:
-        if len(raw) > MAX_ENVELOPE_BYTES:
+    def _deliverable(self, size: int, kind: str, to: str) -> None:
+        if size > MAX_ENVELOPE_BYTES:
             raise LocalSessionError(
-                f"a {kind} envelope for {to} of {len(raw)} bytes exceeds {MAX_ENVELOPE_BYTES}: a "
+                f"a {kind} envelope for {to} of {size} bytes exceeds {MAX_ENVELOPE_BYTES}: a "
                 "delegate would ignore it and its turn time out; run it on a bus (memory://)"
             )
 
@@ -267,16 +320,15 @@ class _Run:
             runners.setdefault(delegate, []).extend(item for item in items if item is not None)
         return [(members[delegate], items) for delegate, items in runners.items()]
 
-    def _send(self, kind: str, body: dict[str, Any]) -> bytes:
-        env = self.chair.seal(kind, body)
-        raw = env.canonical()
-        self._record(env, raw)
-        return raw
+    def _send(self, kind: str, body: dict[str, Any]) -> PendingEnvelope:
+        pending = self._seal(self.chair, self.chair_key, kind, body)
+        self._record(pending)
+        return pending
 
-    def _record(self, env: Envelope, raw: bytes) -> None:
-        self.buffer.append((env, raw))
+    def _record(self, pending: PendingEnvelope) -> None:
+        self.buffer.append(pending)
         if self.progress is not None:
-            self.progress(SessionEvent(self.recorded, env.kind, env.actor, env.body))
+            self.progress(SessionEvent(self.recorded, pending.kind, pending.actor, pending.body))
         self.recorded += 1
 
 
@@ -318,9 +370,14 @@ async def run_local(
     keystore: KeyStore | None = None,
     progress: ProgressSink | None = None,
     extra_opening: dict[str, Any] | None = None,
+    signing: SigningWorker | None = None,
 ) -> SessionResult:
     """Run `plan` to its outcome without a bus; every message signed and chained into
-    `ledger` as `run_session` on the memory bus would (see the module's docstring)."""
+    `ledger` as `run_session` on the memory bus would (see the module's docstring).
+
+    With `signing` (a `SigningWorker`, started once and shared by many sessions), the
+    messages are signed in that process while this one goes on negotiating: the same
+    signatures (Ed25519 is deterministic), made on another core."""
     refuse_unrunnable(plan)
     identities = {CHAIR: Identity.generate(CHAIR)} | {p.id: Identity.generate(p.id) for p in plan.participants}
     # One transaction for the whole session (see `SessionWriter`): the session's row,
@@ -332,7 +389,7 @@ async def run_local(
     open_body = opening_body(plan, session_id, keys) | (extra_opening or {})
     if keystore is not None:
         keystore.save(session_id, identities)
-    run = _Run(plan, session_id, identities, progress)
+    run = _Run(plan, session_id, identities, progress, signing)
     try:
         for batch in run.batches(open_body):
             writer.append(batch)
@@ -356,5 +413,7 @@ async def run_local(
             except Exception as also:  # the run's own error stays the one raised
                 failure.add_note(f"storing what was recorded before it failed too: {also!r}")
         raise
+    finally:
+        run.forget_keys()
     await writer.commit()
     return SessionResult(session_id, ended, results, run.recorded, ledger.location)

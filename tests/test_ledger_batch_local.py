@@ -84,7 +84,8 @@ def test_a_long_session_is_stored_in_several_transactions_and_is_the_same(
 
     monkeypatch.setattr(local_session.SessionWriter, "commit", counted)
     rows = _assert_same(lambda: load_plan(TINY)[0], tmp_path)
-    assert len(commits) > 2 and sum(commits) == len(rows)
+    # `_assert_same` runs the busless session twice: signed here, and in a signing process.
+    assert len(commits) > 4 and sum(commits) == 2 * len(rows)
 
 
 def test_a_session_id_the_ledger_holds_is_refused_before_the_run(tmp_path: Path) -> None:

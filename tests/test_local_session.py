@@ -1,9 +1,11 @@
 """The busless signed run (`accord run --bus none`) writes the ledger a memory-bus run
 writes: the same entries (actor, sequence number, kind, body) in the same order, the
-same outcome, a ledger that verifies."""
+same outcome, a ledger that verifies; and so it does with its signatures made in a
+signing process (`SigningWorker`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from accord.ledger import Entry, Ledger
 from accord.local_session import LocalSessionError, run_local
 from accord.session import SessionResult, run_session
 from accord.session_plan import SessionPlan, load_plan
+from accord.signing_worker import SigningWorker
 from protocols.events import Call
 from protocols.moves import Accept, Justification, Move, Reject
 from tests.conftest import EXAMPLES, FIXTURES, run
@@ -31,6 +34,20 @@ PROTOCOLS: list[dict[str, Any]] = [
     {"name": "habermas"},
     {"name": "zeuthen", "deadline_rounds": 12},
 ]
+
+
+_SIGNING: list[SigningWorker] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def signing_worker() -> Iterator[None]:
+    """One signing process for the module's sessions, as a benchmark or a batch of
+    sessions shares one."""
+    with SigningWorker() as worker:
+        _SIGNING.append(worker)
+        yield
+        _SIGNING.clear()
+        assert not worker.broken
 
 
 def _said(rows: list[Entry]) -> list[tuple[str, int, str, Any]]:
@@ -52,6 +69,16 @@ async def _both(make_plan: Any, tmp_path: Path) -> tuple[SessionResult, list[Ent
         local = await run_local(make_plan(), ledger)
         bus_rows = await ledger.entries(bus.session_id)
         local_rows = await ledger.entries(local.session_id)
+        # Signed in the signing process: the same entries, and a ledger that verifies.
+        if _SIGNING:
+            signed_apart = await run_local(make_plan(), ledger, signing=_SIGNING[0])
+        else:  # called from another module
+            with SigningWorker() as worker:
+                signed_apart = await run_local(make_plan(), ledger, signing=worker)
+        assert signed_apart.ended == local.ended and signed_apart.entries == local.entries
+        assert _said(await ledger.entries(signed_apart.session_id)) == _said(local_rows)
+        apart_report = await ledger.verify(signed_apart.session_id)
+        assert apart_report.ok, apart_report
         report = await ledger.verify(local.session_id)
         assert report.ok, report
         checkpoints = await ledger.checkpoints(local.session_id)
@@ -186,10 +213,11 @@ def test_a_strategy_that_answers_asynchronously_is_refused(tmp_path: Path) -> No
     run(go())
 
 
-def test_accord_run_without_a_bus_then_accord_verify(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signing", [[], ["--signing-process"]], ids=["signed-here", "signing-process"])
+def test_accord_run_without_a_bus_then_accord_verify(signing: list[str], tmp_path: Path) -> None:
     runner = CliRunner()
     ledger = str(tmp_path / "accord.db")
-    ran = runner.invoke(app, ["run", str(TINY), "--bus", "none", "--ledger", ledger, "--json"])
+    ran = runner.invoke(app, ["run", str(TINY), "--bus", "none", "--ledger", ledger, "--json", *signing])
     assert ran.exit_code == 0, ran.output
     assert '"entries"' in ran.output
     checked = runner.invoke(app, ["verify", "latest", "--ledger", ledger])
@@ -199,6 +227,12 @@ def test_accord_run_without_a_bus_then_accord_verify(tmp_path: Path) -> None:
     assert list((tmp_path / "accord.keys").glob("*.json"))
     log = runner.invoke(app, ["log", "latest", "--ledger", ledger])
     assert log.exit_code == 0 and "ended" in log.output
+
+
+def test_a_signing_process_is_for_busless_runs_only(tmp_path: Path) -> None:
+    out = CliRunner().invoke(app, ["run", str(TINY), "--signing-process", "--ledger", str(tmp_path / "l.db")])
+    assert out.exit_code != 0 and "--signing-process is for --bus none" in out.output
+    assert not (tmp_path / "l.db").exists()
 
 
 def test_an_unknown_bus_is_one_error(tmp_path: Path) -> None:

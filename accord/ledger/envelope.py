@@ -264,10 +264,28 @@ class Signer:
 
     def _seal_fast(self, kind: str, body: dict[str, Any], seq: int) -> Envelope | None:
         """`_seal_validated`'s envelope without pydantic, or None where that is not
-        provably the same: unless ``session``, ``actor`` and ``kind`` are exact ``str``
-        (JSON-representable: no lone surrogate), ``seq`` an exact ``int`` in [1, 2^53),
-        and ``body`` an exact ``dict`` of plain JSON values that `canonical_json_fast`
-        serialises.
+        provably the same (see `_unsigned`)."""
+        pending = self._unsigned(kind, body, seq)
+        return None if pending is None else pending.signed_here()
+
+    def seal_pending(self, kind: str, body: dict[str, Any]) -> PendingEnvelope:
+        """The next envelope of this actor, with its signature to be made later, by
+        whoever holds the key (`PendingEnvelope.signed`): a signing process
+        (`accord.signing_worker`) while this one goes on. Where the fast path does not
+        apply, the envelope is sealed here and now, as `seal` does."""
+        seq = self.next_seq
+        pending = self._unsigned(kind, body, seq)
+        if pending is None:
+            pending = PendingEnvelope.of(self._seal_validated(kind, body, seq))
+        self.next_seq = seq + 1
+        return pending
+
+    def _unsigned(self, kind: str, body: dict[str, Any], seq: int) -> PendingEnvelope | None:
+        """The envelope's canonical bytes but its signature, assembled from the parts
+        without pydantic, or None where that is not provably `_seal_validated`'s: unless
+        ``session``, ``actor`` and ``kind`` are exact ``str`` (JSON-representable: no lone
+        surrogate), ``seq`` an exact ``int`` in [1, 2^53), and ``body`` an exact ``dict``
+        of plain JSON values that `canonical_json_fast` serialises.
 
         Why the bytes are the same: validation keeps such values as they are (the body
         as a shallow copy of the dict) and the JSON dump turns tuples into lists, which
@@ -301,13 +319,79 @@ class Signer:
              b',"seq":', str(seq).encode("ascii"), b',"session":', strings[1])
         )
         tail = b'"ts":"' + ts.encode("ascii") + _VERSION_TAIL
-        sig = b64(self.identity.sign(head + b"," + tail))
-        canonical = b"".join((head, _SIG_MEMBER, sig.encode("ascii"), b'",', tail))
-        return Envelope._trusted(session, actor, seq, kind, dict(body), ts, sig, canonical)
+        return PendingEnvelope(self.identity, session, actor, seq, kind, dict(body), ts, head, tail)
+
+
+class PendingEnvelope:
+    """An envelope whose canonical bytes are known but for its signature, which another
+    process may make (`accord.signing_worker`): Ed25519 signatures are deterministic,
+    so the envelope it becomes is the one `Signer.seal` would have made.
+
+    What a session needs of a message before it is signed does not depend on the
+    signature's value: its fields, its size (the signature's base64 is always 88
+    characters), and whether it is another message's replay (the same signed bytes from
+    the same key: the same bytes to sign)."""
+
+    __slots__ = ("actor", "body", "envelope", "head", "identity", "kind", "seq", "session", "tail", "ts")
+
+    def __init__(
+        self, identity: Identity, session: str, actor: str, seq: int, kind: str, body: dict[str, Any], ts: str,
+        head: bytes, tail: bytes,
+    ) -> None:
+        self.identity = identity
+        self.session, self.actor, self.seq, self.kind, self.body, self.ts = session, actor, seq, kind, body, ts
+        self.head, self.tail = head, tail
+        self.envelope: Envelope | None = None
+
+    @classmethod
+    def of(cls, envelope: Envelope) -> PendingEnvelope:
+        """An envelope signed already, in this form: its canonical bytes stand for both
+        parts."""
+        pending = cls.__new__(cls)
+        pending.identity = None  # type: ignore[assignment]
+        pending.session, pending.actor, pending.seq = envelope.session, envelope.actor, envelope.seq
+        pending.kind, pending.body, pending.ts = envelope.kind, envelope.body, envelope.ts
+        pending.head, pending.tail = envelope.canonical(), b""
+        pending.envelope = envelope
+        return pending
+
+    @property
+    def message(self) -> bytes:
+        """What its actor signs (the envelope's canonical bytes without ``sig``); for an
+        envelope signed already, its canonical bytes."""
+        if self.envelope is not None and not self.tail:
+            return self.head
+        return self.head + b"," + self.tail
+
+    @property
+    def size(self) -> int:
+        """The length of its canonical bytes once signed."""
+        if self.envelope is not None and not self.tail:
+            return len(self.head)
+        return len(self.head) + _SIGNED_EXTRA + len(self.tail)
+
+    def signed(self, signature: bytes) -> Envelope:
+        """The envelope, with `signature` (its actor's, over `message`)."""
+        if self.envelope is None:
+            sig = b64(signature)
+            canonical = b"".join((self.head, _SIG_MEMBER, sig.encode("ascii"), b'",', self.tail))
+            self.envelope = Envelope._trusted(
+                self.session, self.actor, self.seq, self.kind, self.body, self.ts, sig, canonical
+            )
+        return self.envelope
+
+    def signed_here(self) -> Envelope:
+        """The envelope, signed in this process."""
+        if self.envelope is not None:
+            return self.envelope
+        return self.signed(self.identity.sign(self.head + b"," + self.tail))
 
 
 _MAX_SEQ = 2**53 - 1  # RFC 8785 numbers are doubles: larger integers take the slow way
 _VERSION_TAIL = f'","v":{ENVELOPE_VERSION}}}'.encode("ascii")
+# What signing adds to the bytes signed: the sig member (88 characters of base64 for 64
+# bytes) and the comma that replaces the one between head and tail.
+_SIGNED_EXTRA = len(_SIG_MEMBER) + 88 + len(b'",')
 # Envelope kinds are a handful of names; their JSON strings are kept (a bounded cache).
 _KIND_JSON: dict[str, bytes] = {}
 _KIND_CACHE_MAX = 256

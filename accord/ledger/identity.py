@@ -62,6 +62,12 @@ class Identity:
         raw = self.private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         return b64(raw)
 
+    @property
+    def sodium_secret(self) -> bytes:
+        """libsodium's form of the private key (seed, then public key): what a signing
+        process (`accord.signing_worker`) is given."""
+        return self._sodium_secret
+
     def sign(self, message: bytes) -> bytes:
         # crypto_sign returns the signature followed by the message.
         return nacl.bindings.crypto_sign(message, self._sodium_secret)[:64]

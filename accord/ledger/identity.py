@@ -37,7 +37,7 @@ class Identity:
     # libsodium's 64-byte secret key (seed, then public key). Every envelope is signed,
     # and libsodium signs in 21 µs where `cryptography` (OpenSSL, a context set up per
     # call) takes 35 here (benchmarks/signing.py). Ed25519 signatures are deterministic
-    # (RFC 8032): both give the same bytes, which tests/test_identity.py checks.
+    # (RFC 8032): both give the same bytes, which tests/test_ledger_envelope.py checks.
     _sodium_secret: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

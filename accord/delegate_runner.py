@@ -17,6 +17,7 @@ from accord.ledger import Entry, Envelope, EnvelopeError, PublicKeys, Signer
 from accord.ledger.envelope import MAX_OPENING_BYTES
 from delegates.delegate import Decision, Delegate, Ratification
 from protocols.events import Call
+from protocols.trusted import dump_move
 
 CHAIR = "chair"
 # Think time before each answer, for watching a session live (and for fault tests).
@@ -67,7 +68,7 @@ def answer_bodies(
     body = {
         "round": call.round,
         "value_model": value_model_hash,
-        "move": decision.move.model_dump(mode="json"),
+        "move": dump_move(decision.move),  # `model_dump(mode="json")`, a fifth faster
     }
     # What a strategy adds about how the move came about (an LLM strategy: model,
     # tokens, estimated cost, retries, fallback), beside the move, never inside it.

@@ -41,6 +41,8 @@ import hashlib
 from collections.abc import Iterator
 from typing import Any, Final
 
+from pydantic import BaseModel
+
 from accord import chair as _chair
 from accord.bus.topics import delegate_outbox
 from accord.chair import CHAIR, MoveIntake, group_calls
@@ -54,6 +56,7 @@ from accord.session_plan import SessionPlan
 from accord.signing_worker import SigningWorker
 from delegates.delegate import Delegate
 from protocols.events import Call, ChairEvent, Ended, Rejection
+from protocols.trusted import dump_call
 
 # What `accord run --bus` takes for "no bus": this module.
 NO_BUS: Final = "none"
@@ -74,7 +77,9 @@ class LocalSessionError(RuntimeError):
 class _Member:
     """A delegate as the busless run drives it: what `DelegateRunner` keeps."""
 
-    __slots__ = ("delegate", "id", "key", "last_answered", "last_sent", "outbox", "signer", "value_model")
+    __slots__ = (
+        "delegate", "id", "key", "last_answered", "last_move", "last_sent", "outbox", "signer", "value_model"
+    )
 
     def __init__(self, delegate: Delegate, signer: Signer, value_model: str, outbox: str) -> None:
         self.delegate = delegate
@@ -85,6 +90,10 @@ class _Member:
         self.outbox = outbox
         self.last_answered: dict[str, Any] | None = None
         self.last_sent: list[PendingEnvelope] = []
+        # The move object behind its last `move` envelope: the chair takes it as it is
+        # where validating the envelope's body would give an equal one
+        # (`MoveIntake.apply_built`).
+        self.last_move: tuple[PendingEnvelope, BaseModel] | None = None
 
 
 class _Run:
@@ -218,6 +227,7 @@ class _Run:
                 seal(signer, key, kind, answer)
                 for kind, answer in answer_bodies(call, decision, member.value_model, member.delegate.strategy)
             ]
+            member.last_move = (sent[-1], decision.move)  # `answer_bodies` ends with the move
         return [(member, pending) for pending in sent]
 
     # -- the chair's side (`Chair._consume`, `_apply`, `_dispatch`) ----------------------
@@ -244,7 +254,11 @@ class _Run:
         self.seen[(actor, seq)] = pending
         self._record(pending)
         if pending.kind == "move":
-            self._dispatch(self.intake.apply(actor, pending.body.get("move")))
+            built = member.last_move
+            if built is not None and built[0] is pending:
+                self._dispatch(self.intake.apply_built(actor, built[1], pending.body["move"]))
+            else:
+                self._dispatch(self.intake.apply(actor, pending.body.get("move")))
 
     def _refused(self, member: _Member, pending: PendingEnvelope, reason: str) -> None:
         payload = pending.signed_here().canonical()  # its hash is recorded
@@ -265,7 +279,7 @@ class _Run:
             if isinstance(event, Call):
                 group = groups.get(id(event))
                 if group is None:
-                    body = event.model_dump(mode="json")
+                    body = dump_call(event)
                     self._deliverable(self._send("call", body).size, "call", event.to)
                     published.append((event.to, (event, body)))
                 else:  # the group's first call carries it; the others are in it

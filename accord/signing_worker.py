@@ -110,6 +110,11 @@ class SigningWorker:
         self._broken = False
 
     @property
+    def pid(self) -> int:
+        """The signing process's id (to watch its CPU time, say)."""
+        return self._process.pid
+
+    @property
     def broken(self) -> bool:
         """The worker died or its pipe broke: what it owed was signed here."""
         return self._broken

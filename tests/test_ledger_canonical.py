@@ -121,3 +121,24 @@ def test_deep_nesting_falls_back_to_rfc8785() -> None:
 
     assert canonical_json_fast(deep) is None
     assert canonical_json_fast({"a": "\ud800"}) is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"utility": 1.0, "rationale": "worth 1.0, or [2.0] or {3.0}"},  # look-alikes in a string
+        {"a:1.0,": 2.0, "b": "x", "c": [-0.0, 0.0, -7.0, 1.5]},  # in a key; signed zero
+        [1.0, "1.0]", 2.0],
+        {"n": 9007199254740991.0, "s": ",5.0}"},
+        {"x1.0,": 1.0},
+        2.0,
+        -0.0,
+    ],
+)
+def test_integral_floats_beside_look_alike_strings(value: Any) -> None:
+    # Integral floats are written as the equal integers, and nothing else is: not the
+    # strings beside them that look like one.
+    from constituencies.hashing import canonical_json_fast
+
+    assert _ours(value) == _reference(value)
+    assert canonical_json_fast(value) == _reference(value)

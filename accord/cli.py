@@ -140,20 +140,25 @@ def run(
             turn_timeout_s=365 * 24 * 3600.0 if asks else None,
         )
 
-    signing = SigningWorker() if signing_process else None
+    signing: SigningWorker | None = None
 
     async def go() -> Any:
+        nonlocal signing
         store = await Ledger.open(ledger)
         try:
+            if signing_process:
+                signing = SigningWorker()
             result = await _with_live_view(plan, quiet or as_json, start(store))
             return result, await store.entries(result.session_id, kinds=["move"])
         except (HostError, LocalSessionError) as exc:
             _fail(str(exc))
             raise
         finally:
-            await store.close()
-            if signing is not None:
-                signing.close()
+            try:
+                await store.close()
+            finally:
+                if signing is not None:
+                    signing.close()
 
     result, moves = asyncio.run(go())
     _print_result(plan, result, as_json, moves)

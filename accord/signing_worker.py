@@ -18,6 +18,7 @@ is not used again.
 from __future__ import annotations
 
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -74,6 +75,9 @@ def _serve(requests: Connection, replies: Connection) -> None:
 def main() -> None:
     """``python -m accord.signing_worker``: serve requests on stdin, replies on stdout
     (which nothing else may write to: whatever would print goes to stderr instead)."""
+    # Ctrl-C reaches the whole process group: the session's process decides what happens
+    # (it closes the pipe, and this process ends); a traceback from here would say nothing.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     replies = os.dup(1)
     os.dup2(2, 1)
     _serve(Connection(0, writable=False), Connection(replies, readable=False))
@@ -91,8 +95,10 @@ class SigningWorker:
         # A new interpreter running this module, not a multiprocessing child: that one
         # would import the caller's main script again (and fail in one without a
         # ``__main__`` guard).
+        # -P: the current directory is not put on sys.path, so no `accord/` or `nacl/`
+        # folder there is imported by the process that holds the keys.
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "accord.signing_worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+            [sys.executable, "-P", "-m", "accord.signing_worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
         assert self._process.stdin is not None and self._process.stdout is not None
         self._requests = Connection(os.dup(self._process.stdin.fileno()), readable=False)

@@ -139,3 +139,20 @@ def test_a_script_without_a_main_guard_can_start_one(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "ok\n"
+
+
+def test_the_worker_imports_nothing_from_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The process that holds the keys must not pick up an `accord/` or `nacl/` folder
+    # lying where the user happens to be (it runs with python -P).
+    for package in ("nacl", "accord"):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text("raise SystemExit('imported from the current directory')\n")
+    monkeypatch.chdir(tmp_path)
+    identity = Identity.generate("chair")
+    with SigningWorker() as worker:
+        key = worker.register(identity.sodium_secret)
+        worker.submit(key, b"hello")
+        assert worker.signatures() == [identity.sign(b"hello")]
+        assert not worker.broken

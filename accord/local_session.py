@@ -182,11 +182,7 @@ class _Run:
     def take(self) -> list[_Entry]:
         """The entries recorded since the last `take`, signed (the signing worker's
         signatures collected first)."""
-        if self.unsigned:
-            assert self.signing is not None
-            for pending, signature in zip(self.unsigned, self.signing.signatures(), strict=True):
-                pending.signed(signature)
-            self.unsigned = []
+        self._collect_signatures()
         batch, self.buffer = self.buffer, []
         entries = []
         for pending in batch:
@@ -197,12 +193,17 @@ class _Run:
     def forget_keys(self) -> None:
         """The signing worker no longer needs this session's keys."""
         if self.signing is not None and self.chair_key >= 0:
-            if self.unsigned:  # sealed, never recorded (the run failed): not the next session's
-                for pending, signature in zip(self.unsigned, self.signing.signatures(), strict=True):
-                    pending.signed(signature)
-                self.unsigned = []
+            self._collect_signatures()  # sealed, never recorded (the run failed): not the next session's
             self.signing.forget([self.chair_key, *(m.key for m in self.members.values())])
             self.chair_key = -1
+
+    def _collect_signatures(self) -> None:
+        """Sign what the signing worker was handed, with the signatures it returns."""
+        if self.unsigned:
+            assert self.signing is not None
+            for pending, signature in zip(self.unsigned, self.signing.signatures(), strict=True):
+                pending.signed(signature)
+            self.unsigned = []
 
     def _seal(self, signer: Signer, key: int, kind: str, body: dict[str, Any]) -> PendingEnvelope:
         pending = signer.seal_pending(kind, body)

@@ -317,10 +317,9 @@ async def time_accord_ledger(
             agrees = True
             last = {}
             entries = None
-            in_process = functools.partial(run_local)
             apart = functools.partial(run_local, signing=signing)
             variants = (
-                ("on", in_process, run["ledger_on_s"]),
+                ("on", run_local, run["ledger_on_s"]),
                 ("sp", apart, run["ledger_sp_s"]),
                 ("bus", run_session, run["ledger_bus_s"]),
             )
@@ -372,6 +371,7 @@ PROFILE_GROUPS = (
     ("", "constituencies/hashing.py", "canonical_json_fast", "cum"),
     ("Ed25519 sign + verify", "~", "<method 'sign' of 'cryptography.hazmat.bindings._rust.openssl.ed25519.Ed25519PrivateKey' objects>", "own"),
     ("", "~", "<method 'verify' of 'cryptography.hazmat.bindings._rust.openssl.ed25519.Ed25519PublicKey' objects>", "own"),
+    ("", "nacl/bindings/crypto_sign.py", "crypto_sign", "cum"),  # what `Identity.sign` calls
     ("ledger writes (`append_canonical`, `seal`, `create_session`, `finish_session`, `SessionWriter`; includes some canonical JSON and signing)", "accord/ledger/store.py", "append_canonical", "cum"),
     ("", "accord/ledger/store.py", "append", "cum"),
     ("", "accord/ledger/store.py", "commit", "cum"),

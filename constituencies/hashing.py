@@ -85,8 +85,8 @@ def _float_shape(item: float) -> int:
 
 
 def _shape(value: Any) -> int:
-    """_FAST if ``json.dumps`` gives the RFC 8785 bytes of ``value`` as it is (lone
-    surrogates in strings aside: they are caught when the result is encoded), _CONVERT
+    """_FAST if `_dumps` (orjson) gives the RFC 8785 bytes of ``value`` as it is (lone
+    surrogates in strings aside: orjson refuses them), _CONVERT
     if it does once integral floats are made ints, _SLOW otherwise.
 
     Every envelope is checked here before it is signed, so the loop is lean: only
@@ -206,7 +206,7 @@ def _ints_in_place(value: Any) -> None:
 
 
 def fast_path_applies(value: Any) -> bool:
-    """Whether `canonical_json` can serialise ``value`` with ``json.dumps``."""
+    """Whether `canonical_json` can serialise ``value`` with its fast path (orjson)."""
     return _shape(value) != _SLOW
 
 

@@ -391,7 +391,7 @@ _MAX_SEQ = 2**53 - 1  # RFC 8785 numbers are doubles: larger integers take the s
 _VERSION_TAIL = f'","v":{ENVELOPE_VERSION}}}'.encode("ascii")
 # What signing adds to the bytes signed: the sig member (88 characters of base64 for 64
 # bytes) and the comma that replaces the one between head and tail.
-_SIGNED_EXTRA = len(_SIG_MEMBER) + 88 + len(b'",')
+_SIGNED_EXTRA = len(_SIG_MEMBER) + len(b64(bytes(64))) + len(b'",')
 # Envelope kinds are a handful of names; their JSON strings are kept (a bounded cache).
 _KIND_JSON: dict[str, bytes] = {}
 _KIND_CACHE_MAX = 256

@@ -33,6 +33,13 @@ recorded is stored before the error propagates: the session's row (status "runni
 a crashed bus run leaves it), every entry recorded, no final checkpoint. If the process
 dies outright, what was not yet stored is lost: the whole session if it had not reached
 `FLUSH_ENTRIES` entries, where a bus run would have lost at most its last 50 ms.
+
+With a ledger process (`accord.ledger_worker.LedgerWorker`, `accord run --bus none
+--ledger-process`), the same transactions are that process's: the entries are streamed
+to it a batch at a time, unsigned, and it signs them, chains them and inserts them as
+they come, in the transaction it commits when the session ends (or every
+`FLUSH_ENTRIES` entries); this process signs a batch itself when the other falls behind.
+If either process dies, the uncommitted part is lost as above.
 """
 
 from __future__ import annotations
@@ -50,10 +57,11 @@ from accord.delegate_runner import answer_bodies
 from accord.keystore import KeyStore
 from accord.ledger import Envelope, Identity, Ledger, SessionWriter, Signer
 from accord.ledger.envelope import MAX_ENVELOPE_BYTES, PendingEnvelope
+from accord.ledger_worker import BATCH as WORKER_BATCH
+from accord.ledger_worker import LedgerWorker, WorkerSessionWriter
 from accord.progress import ProgressSink, SessionEvent
 from accord.session import DelegateResult, SessionResult, evaluate, new_session_id, opening_body
 from accord.session_plan import SessionPlan
-from accord.signing_worker import SigningWorker
 from delegates.delegate import Delegate
 from protocols.events import Call, ChairEvent, Ended, Rejection
 from protocols.trusted import dump_call
@@ -85,7 +93,6 @@ class _Member:
         self.delegate = delegate
         self.id = delegate.id
         self.signer = signer
-        self.key = -1  # its key's number in the signing worker, if there is one
         self.value_model = value_model
         self.outbox = outbox
         self.last_answered: dict[str, Any] | None = None
@@ -105,12 +112,11 @@ class _Run:
         session_id: str,
         identities: dict[str, Identity],
         progress: ProgressSink | None,
-        signing: SigningWorker | None = None,
+        sign_here: bool = True,
     ) -> None:
         self.protocol = plan.new_protocol()
         self.intake = MoveIntake(self.protocol)
         self.chair = Signer(identities[CHAIR], session_id)
-        self.chair_key = -1
         self.members = {
             p.id: _Member(
                 p.delegate, Signer(identities[p.id], session_id), p.model.hash, delegate_outbox(session_id, p.id)
@@ -120,14 +126,11 @@ class _Run:
         self.order = list(self.members)  # who a broadcast reaches first: subscription order
         self.progress = progress
         self.group_from = max(2, _chair.GROUP_CALLS_FROM)  # read now: tests lower it
-        # Signatures are made by `signing` (another process) while the session goes on,
-        # in the order `unsigned` holds them, or here as each message is sealed.
-        self.signing = signing
-        self.unsigned: list[PendingEnvelope] = []
-        if signing is not None:
-            self.chair_key = signing.register(identities[CHAIR].sodium_secret)
-            for member in self.members.values():
-                member.key = signing.register(member.signer.identity.sodium_secret)
+        # Signatures are made here as each message is sealed, or by a ledger process
+        # (`accord.ledger_worker`) that the entries are streamed to, a batch at a time,
+        # while the session goes on.
+        self.sign_here = sign_here
+        self.take_every = FLUSH_ENTRIES if sign_here else min(FLUSH_ENTRIES, WORKER_BATCH)
         self.buffer: list[PendingEnvelope] = []
         self.recorded = 0
         self.next_seq: dict[str, int] = {}
@@ -139,8 +142,9 @@ class _Run:
 
     # -- the run ------------------------------------------------------------------------
 
-    def batches(self, open_body: dict[str, Any]) -> Iterator[list[_Entry]]:
-        """Run the session to its end; yield the recorded entries in batches to append.
+    def batches(self, open_body: dict[str, Any]) -> Iterator[list[PendingEnvelope]]:
+        """Run the session to its end; yield the recorded entries in batches to append
+        (signed, unless a ledger process signs them).
 
         In turns, as the memory bus has them happen: the delegates act on everything the
         chair published since their last turn (`_turn_order`), then the chair consumes
@@ -172,47 +176,22 @@ class _Run:
                 if protocol.done:
                     break  # what arrives after the end is not recorded
                 self._consume(member, pending)
-            if len(self.buffer) >= FLUSH_ENTRIES:
+            if len(self.buffer) >= self.take_every:
                 yield self.take()
         ended = protocol.ended
         assert ended is not None
         self._send("session.close", {"reason": ended.reason})
         yield self.take()
 
-    def take(self) -> list[_Entry]:
-        """The entries recorded since the last `take`, signed (the signing worker's
-        signatures collected first)."""
-        self._collect_signatures()
+    def take(self) -> list[PendingEnvelope]:
+        """The entries recorded since the last `take`."""
         batch, self.buffer = self.buffer, []
-        entries = []
-        for pending in batch:
-            env = pending.envelope if pending.envelope is not None else pending.signed_here()
-            entries.append((env, env.canonical()))
-        return entries
+        return batch
 
-    def forget_keys(self) -> None:
-        """The signing worker no longer needs this session's keys."""
-        if self.signing is not None and self.chair_key >= 0:
-            self._collect_signatures()  # sealed, never recorded (the run failed): not the next session's
-            self.signing.forget([self.chair_key, *(m.key for m in self.members.values())])
-            self.chair_key = -1
-
-    def _collect_signatures(self) -> None:
-        """Sign what the signing worker was handed, with the signatures it returns."""
-        if self.unsigned:
-            assert self.signing is not None
-            for pending, signature in zip(self.unsigned, self.signing.signatures(), strict=True):
-                pending.signed(signature)
-            self.unsigned = []
-
-    def _seal(self, signer: Signer, key: int, kind: str, body: dict[str, Any]) -> PendingEnvelope:
+    def _seal(self, signer: Signer, kind: str, body: dict[str, Any]) -> PendingEnvelope:
         pending = signer.seal_pending(kind, body)
-        if pending.envelope is None:
-            if self.signing is None:
-                pending.signed_here()
-            else:
-                self.signing.submit(key, pending.message)
-                self.unsigned.append(pending)
+        if self.sign_here:
+            pending.signed_here()
         return pending
 
     def _answer(self, member: _Member, call: Call, body: dict[str, Any]) -> list[tuple[_Member, PendingEnvelope]]:
@@ -223,9 +202,9 @@ class _Run:
         else:
             member.last_answered = body
             decision = member.delegate.decide(call)
-            seal, signer, key = self._seal, member.signer, member.key
+            seal, signer = self._seal, member.signer
             sent = member.last_sent = [
-                seal(signer, key, kind, answer)
+                seal(signer, kind, answer)
                 for kind, answer in answer_bodies(call, decision, member.value_model, member.delegate.strategy)
             ]
             member.last_move = (sent[-1], decision.move)  # `answer_bodies` ends with the move
@@ -336,7 +315,7 @@ class _Run:
         return [(members[delegate], items) for delegate, items in runners.items()]
 
     def _send(self, kind: str, body: dict[str, Any]) -> PendingEnvelope:
-        pending = self._seal(self.chair, self.chair_key, kind, body)
+        pending = self._seal(self.chair, kind, body)
         self._record(pending)
         return pending
 
@@ -377,6 +356,14 @@ def _writer(plan: SessionPlan, ledger: Ledger, session_id: str | None, chair: Id
     )
 
 
+def _signed(batch: list[PendingEnvelope]) -> list[_Entry]:
+    entries = []
+    for pending in batch:
+        env = pending.signed_here()
+        entries.append((env, env.canonical()))
+    return entries
+
+
 async def run_local(
     plan: SessionPlan,
     ledger: Ledger,
@@ -385,50 +372,67 @@ async def run_local(
     keystore: KeyStore | None = None,
     progress: ProgressSink | None = None,
     extra_opening: dict[str, Any] | None = None,
-    signing: SigningWorker | None = None,
+    worker: LedgerWorker | None = None,
 ) -> SessionResult:
     """Run `plan` to its outcome without a bus; every message signed and chained into
     `ledger` as `run_session` on the memory bus would (see the module's docstring).
 
-    With `signing` (a `SigningWorker`, started once and shared by many sessions), the
-    messages are signed in that process while this one goes on negotiating: the same
-    signatures (Ed25519 is deterministic), made on another core."""
+    With `worker` (a `LedgerWorker`, started once and shared by many sessions, one at a
+    time), the messages are signed, chained and stored by that process while this one
+    goes on negotiating: the same ledger, its work on another core. (Not for an
+    in-memory ledger, which another process cannot open: that is written here.)"""
     refuse_unrunnable(plan)
     identities = {CHAIR: Identity.generate(CHAIR)} | {p.id: Identity.generate(p.id) for p in plan.participants}
     # One transaction for the whole session (see `SessionWriter`): the session's row,
     # every entry, the checkpoints and the outcome. Waiting on the database a dozen times
     # per session cost more than the negotiation itself.
-    writer = _writer(plan, ledger, session_id, identities[CHAIR])
+    writer: SessionWriter | WorkerSessionWriter
+    if worker is not None and worker.can_write(ledger):
+        session_id = session_id or new_session_id(plan.spec.id)
+        writer = worker.session_writer(
+            ledger, session_id, plan.spec.id, plan.spec.title, plan.spec_hash, identities, checkpoint_signer=CHAIR
+        )
+    else:
+        writer = _writer(plan, ledger, session_id, identities[CHAIR])
     session_id = writer.session_id
-    keys = {actor: i.public_key for actor, i in identities.items()}
-    open_body = opening_body(plan, session_id, keys) | (extra_opening or {})
-    if keystore is not None:
-        keystore.save(session_id, identities)
-    run = _Run(plan, session_id, identities, progress, signing)
     try:
-        for batch in run.batches(open_body):
-            writer.append(batch)
-            if writer.staged >= FLUSH_ENTRIES:
-                await writer.commit()
-        # `Ledger.seal`: the final checkpoint, co-signed by every delegate.
-        writer.seal(identities[CHAIR], [identities[p.id] for p in plan.participants])
-        ended = run.protocol.ended
-        assert ended is not None
-        results = evaluate(plan, ended)
-        writer.finish(_outcome(ended, results))
-    except BaseException as failure:
-        # As a bus run would have: what was recorded before the failure is stored, then
-        # the error propagates (the session stays "running", as a crashed bus run's).
-        # Unless the failure was the ledger's own (a commit refused): it said why.
-        if not writer.closed:
-            try:
-                if run.buffer:
-                    writer.append(run.take())
-                await writer.commit()
-            except Exception as also:  # the run's own error stays the one raised
-                failure.add_note(f"storing what was recorded before it failed too: {also!r}")
-        raise
+        keys = {actor: i.public_key for actor, i in identities.items()}
+        open_body = opening_body(plan, session_id, keys) | (extra_opening or {})
+        if keystore is not None:
+            keystore.save(session_id, identities)
+        run = _Run(plan, session_id, identities, progress, sign_here=isinstance(writer, SessionWriter))
+
+        def stage(batch: list[PendingEnvelope]) -> None:
+            if isinstance(writer, WorkerSessionWriter):
+                writer.append(batch)  # signed there
+            else:
+                writer.append(_signed(batch))
+
+        try:
+            for batch in run.batches(open_body):
+                stage(batch)
+                if writer.staged >= FLUSH_ENTRIES:
+                    await writer.commit()
+            # `Ledger.seal`: the final checkpoint, co-signed by every delegate.
+            writer.seal(identities[CHAIR], [identities[p.id] for p in plan.participants])
+            ended = run.protocol.ended
+            assert ended is not None
+            results = evaluate(plan, ended)
+            writer.finish(_outcome(ended, results))
+        except BaseException as failure:
+            # As a bus run would have: what was recorded before the failure is stored, then
+            # the error propagates (the session stays "running", as a crashed bus run's).
+            # Unless the failure was the ledger's own (a commit refused): it said why.
+            if not writer.closed:
+                try:
+                    if run.buffer:
+                        stage(run.take())
+                    await writer.commit()
+                except Exception as also:  # the run's own error stays the one raised
+                    failure.add_note(f"storing what was recorded before it failed too: {also!r}")
+            raise
+        await writer.commit()
     finally:
-        run.forget_keys()
-    await writer.commit()
+        if isinstance(writer, WorkerSessionWriter):
+            writer.release()
     return SessionResult(session_id, ended, results, run.recorded, ledger.location)

@@ -24,10 +24,12 @@ turn per party on both):
   checked on receipt (nothing crosses a process); `Ledger.verify` checks them after
   each domain, outside the timings. The ledger is the one the memory-bus run writes,
   entry for entry (checked here too, outside the timings);
-* Accord, ledger on, signing process: the same `run_local` with a `SigningWorker`
-  (`accord run --bus none --signing-process`), one for the whole benchmark, started
-  outside the timings: the same signatures, made by a second process while this one
-  negotiates. Two processes on two cores: the CPU time of both is reported too;
+* Accord, ledger on, ledger process: the same `run_local` with a `LedgerWorker`
+  (`accord run --bus none --ledger-process`), one for the whole benchmark, started
+  outside the timings: the same ledger, its entries signed, chained and stored by a
+  second process while this one negotiates (this one signs a batch itself when that
+  process falls behind). Two processes on two cores: the CPU time of both is reported
+  too;
 * Accord, ledger on, memory bus (an extra column): `accord.session.run_session` on the
   in-process memory bus into the same ledger: every message also published, parsed and
   its signature verified by the chair (or the delegates) on receipt, appended in batches
@@ -89,7 +91,7 @@ sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 from accord import plugins  # noqa: E402
 from accord.importers.genius import GeniusImport, import_genius  # noqa: E402
 from accord.ledger import Ledger  # noqa: E402
-from accord.signing_worker import SigningWorker  # noqa: E402
+from accord.ledger_worker import LedgerWorker  # noqa: E402
 from accord.ratification import RecordedRatifier  # noqa: E402
 from accord.local_session import run_local  # noqa: E402
 from accord.session import run_session  # noqa: E402
@@ -276,11 +278,11 @@ def time_accord_off(dom: AccordDomain, pairs: Sequence[tuple[str, str]], reps: i
                 "ledger_on_median_s": None,
                 "ledger_bus_s": [],
                 "ledger_bus_median_s": None,
-                "ledger_sp_s": [],
-                "ledger_sp_median_s": None,
+                "ledger_lp_s": [],
+                "ledger_lp_median_s": None,
                 "ledger_on_cpu_s": None,
-                "ledger_sp_cpu_s": None,
-                "ledger_sp_worker_cpu_s": None,
+                "ledger_lp_cpu_s": None,
+                "ledger_lp_worker_cpu_s": None,
                 "ledger_entries": None,
                 "ledger_run_same_outcome": None,
                 "nash_ratio": ratio,
@@ -298,14 +300,14 @@ def _process_cpu_s(pid: int) -> float:
 
 
 async def time_accord_ledger(
-    dom: AccordDomain, timed: dict[str, Any], reps: int, ledger_dir: Path, signing: SigningWorker
+    dom: AccordDomain, timed: dict[str, Any], reps: int, ledger_dir: Path, worker: LedgerWorker
 ) -> None:
     """Ledger on, for each run of `timed` (from `time_accord_off`, whose outcomes they
-    must reach): `run_local` (no bus) signing in this process, `run_local` with `signing`
-    (a signing process started once for the whole benchmark), then `run_session` (memory
-    bus), `reps` times each, into one SQLite ledger per domain; the results are added to
-    `timed`, with the CPU time the busless runs took (this process's, and the signing
-    process's, summed over the reps and divided by them)."""
+    must reach): `run_local` (no bus) signing and storing in this process, `run_local` with
+    `worker` (a ledger process started once for the whole benchmark), then `run_session`
+    (memory bus), `reps` times each, into one SQLite ledger per domain; the results are
+    added to `timed`, with the CPU time the busless runs took (this process's, and the
+    ledger process's, summed over the reps and divided by them)."""
     pairs = [tuple(run["pair"]) for run in timed["runs"]]
     classes = {name: plugins.strategy(name) for pair in pairs for name in pair}
     start = time.perf_counter()
@@ -317,15 +319,15 @@ async def time_accord_ledger(
             agrees = True
             last = {}
             entries = None
-            apart = functools.partial(run_local, signing=signing)
+            apart = functools.partial(run_local, worker=worker)
             variants = (
                 ("on", run_local, run["ledger_on_s"]),
-                ("sp", apart, run["ledger_sp_s"]),
+                ("lp", apart, run["ledger_lp_s"]),
                 ("bus", run_session, run["ledger_bus_s"]),
             )
             for name, runner, times in variants:
                 cpu = time.process_time()
-                worker_cpu = _process_cpu_s(signing.pid)
+                worker_cpu = _process_cpu_s(worker.pid)
                 for _ in range(reps):
                     start = time.perf_counter()
                     plan = fresh_plan(dom.plan, pair, classes)
@@ -335,12 +337,12 @@ async def time_accord_ledger(
                     agrees &= _outcome(plan, session.ended) == run["outcome"]
                 if name != "bus":  # (fresh_plan included, as in the times)
                     run[f"ledger_{name}_cpu_s"] = (time.process_time() - cpu) / reps
-                if name == "sp":
-                    run["ledger_sp_worker_cpu_s"] = (_process_cpu_s(signing.pid) - worker_cpu) / reps
+                if name == "lp":
+                    run["ledger_lp_worker_cpu_s"] = (_process_cpu_s(worker.pid) - worker_cpu) / reps
                 last[name] = session.session_id
             # Outside the timings: the busless runs' ledgers verify and are, entry for
             # entry, the memory-bus run's.
-            for name in ("on", "sp"):
+            for name in ("on", "lp"):
                 report = await ledger.verify(last[name])
                 if not report.ok:
                     raise SystemExit(f"{dom.key} {pair}: the busless run's ledger does not verify: {report.first}")
@@ -348,7 +350,7 @@ async def time_accord_ledger(
                 if not same_ledger:
                     raise SystemExit(f"{dom.key} {pair}: the busless run's ledger is not the memory bus run's")
             run["ledger_on_median_s"] = statistics.median(run["ledger_on_s"])
-            run["ledger_sp_median_s"] = statistics.median(run["ledger_sp_s"])
+            run["ledger_lp_median_s"] = statistics.median(run["ledger_lp_s"])
             run["ledger_bus_median_s"] = statistics.median(run["ledger_bus_s"])
             run["ledger_entries"] = entries
             run["ledger_run_same_outcome"] = agrees
@@ -600,13 +602,13 @@ def combine(
             "accord_bus_s": statistics.fmean(r["ledger_bus_median_s"] for r in runs)
             if all(r.get("ledger_bus_median_s") is not None for r in runs)
             else None,
-            "accord_sp_s": statistics.fmean(r["ledger_sp_median_s"] for r in runs)
-            if all(r.get("ledger_sp_median_s") is not None for r in runs)
+            "accord_lp_s": statistics.fmean(r["ledger_lp_median_s"] for r in runs)
+            if all(r.get("ledger_lp_median_s") is not None for r in runs)
             else None,
             # CPU per negotiation (mean over the pairs of each pair's mean over its reps).
             "accord_on_cpu_s": _mean_of(runs, "ledger_on_cpu_s"),
-            "accord_sp_cpu_s": _mean_of(runs, "ledger_sp_cpu_s"),
-            "accord_sp_worker_cpu_s": _mean_of(runs, "ledger_sp_worker_cpu_s"),
+            "accord_lp_cpu_s": _mean_of(runs, "ledger_lp_cpu_s"),
+            "accord_lp_worker_cpu_s": _mean_of(runs, "ledger_lp_worker_cpu_s"),
             "accord_rounds": statistics.fmean(r["outcome"]["round"] for r in runs),
             "accord_agreements": sum(r["outcome"]["agreement"] is not None for r in runs),
             "accord_nash_ratio": statistics.fmean(r["nash_ratio"] for r in runs),
@@ -652,9 +654,9 @@ def combine(
             if row["accord_bus_s"]:
                 row["speedup_bus_vs_warm"] = warm / row["accord_bus_s"] if warm else None
                 row["speedup_bus_vs_cold"] = cold / row["accord_bus_s"] if cold else None
-            if row["accord_sp_s"]:
-                row["speedup_sp_vs_warm"] = warm / row["accord_sp_s"] if warm else None
-                row["speedup_sp_vs_cold"] = cold / row["accord_sp_s"] if cold else None
+            if row["accord_lp_s"]:
+                row["speedup_lp_vs_warm"] = warm / row["accord_lp_s"] if warm else None
+                row["speedup_lp_vs_cold"] = cold / row["accord_lp_s"] if cold else None
         elif n is not None:
             row["negmas_error"] = n["error"]
         rows.append(row)
@@ -689,14 +691,14 @@ def combine(
                 )
         for field in (
             "speedup_off_vs_warm", "speedup_off_vs_cold", "speedup_on_vs_warm", "speedup_on_vs_cold",
-            "speedup_bus_vs_warm", "speedup_bus_vs_cold", "speedup_sp_vs_warm", "speedup_sp_vs_cold",
+            "speedup_bus_vs_warm", "speedup_bus_vs_cold", "speedup_lp_vs_warm", "speedup_lp_vs_cold",
         ):
             summary[f"{field}_geomean"] = gm(field)
             summary[f"{field}_min"] = min((r[field] for r in rows if r.get(field)), default=None)
             summary[f"{field}_max"] = max((r[field] for r in rows if r.get(field)), default=None)
         for field in (
-            "accord_off_s", "accord_on_s", "accord_bus_s", "accord_sp_s", "negmas_named_warm_s", "negmas_named_cold_s",
-            "accord_on_cpu_s", "accord_sp_cpu_s", "accord_sp_worker_cpu_s",
+            "accord_off_s", "accord_on_s", "accord_bus_s", "accord_lp_s", "negmas_named_warm_s", "negmas_named_cold_s",
+            "accord_on_cpu_s", "accord_lp_cpu_s", "accord_lp_worker_cpu_s",
         ):
             summary[f"total_{field}"] = total(field)
         off, on = summary["total_accord_off_s"], summary["total_accord_on_s"]
@@ -708,21 +710,21 @@ def combine(
         bus = summary["total_accord_bus_s"]
         summary["speedup_bus_vs_warm_total"] = warm / bus if bus and warm else None
         summary["speedup_bus_vs_cold_total"] = cold / bus if bus and cold else None
-        sp = summary["total_accord_sp_s"]
-        summary["speedup_sp_vs_warm_total"] = warm / sp if sp and warm else None
-        summary["speedup_sp_vs_cold_total"] = cold / sp if sp and cold else None
+        lp = summary["total_accord_lp_s"]
+        summary["speedup_lp_vs_warm_total"] = warm / lp if lp and warm else None
+        summary["speedup_lp_vs_cold_total"] = cold / lp if lp and cold else None
         s_off = summary["speedup_off_vs_warm_geomean"]
         s_on = summary["speedup_on_vs_warm_geomean"]
-        s_sp = summary["speedup_sp_vs_warm_geomean"]
+        s_lp = summary["speedup_lp_vs_warm_geomean"]
         summary["targets"] = {
             "ledger off >= 10x faster than NegMAS (like for like: warm)": None if s_off is None else s_off >= 10,
             "ledger on (signed, chained, sealed; no bus), one process, faster than NegMAS (like for like: warm)": None
             if s_on is None
             else s_on > 1,
-            "ledger on (signed, chained, sealed; no bus), signatures made by a second process, faster than "
+            "ledger on (signed, chained, sealed; no bus), signed and stored by a second process, faster than "
             "NegMAS (like for like: warm)": None
-            if s_sp is None
-            else s_sp > 1,
+            if s_lp is None
+            else s_lp > 1,
             "agreement rate >= NegMAS's": summary["accord_agreement_rate"]
             >= summary["negmas_named_agreement_rate"] - 1e-12,
             "Nash optimality >= NegMAS's (mean Nash ratio)": summary["accord_nash_ratio"]
@@ -779,18 +781,18 @@ def _per_round(rows: Sequence[dict[str, Any]], field: str) -> float | None:
 def _cpu_lines(s: dict[str, Any]) -> list[str]:
     """What the busless runs cost in CPU, beside their wall times (sums over the domains
     of each domain's mean per negotiation)."""
-    on, sp, worker = s.get("total_accord_on_cpu_s"), s.get("total_accord_sp_cpu_s"), s.get("total_accord_sp_worker_cpu_s")
-    wall_on, wall_sp, warm = s.get("total_accord_on_s"), s.get("total_accord_sp_s"), s.get("total_negmas_named_warm_s")
-    if None in (on, sp, worker, wall_on, wall_sp, warm):
+    on, lp, worker = s.get("total_accord_on_cpu_s"), s.get("total_accord_lp_cpu_s"), s.get("total_accord_lp_worker_cpu_s")
+    wall_on, wall_lp, warm = s.get("total_accord_on_s"), s.get("total_accord_lp_s"), s.get("total_negmas_named_warm_s")
+    if None in (on, lp, worker, wall_on, wall_lp, warm):
         return []
     return [
         "CPU time per negotiation, summed over the domains (this process from `time.process_time`, the "
-        "signing process from /proc in 10 ms ticks, so summed over all repetitions first): ledger on, "
-        f"one process: {on * 1000:.0f} ms CPU for {wall_on * 1000:.0f} ms wall; signing process: "
-        f"{sp * 1000:.0f} ms in the negotiating process + {worker * 1000:.0f} ms in the signing process = "
-        f"{(sp + worker) * 1000:.0f} ms CPU for {wall_sp * 1000:.0f} ms wall; NegMAS warm: "
-        f"{warm * 1000:.0f} ms wall, one process. Measured by total CPU instead of wall time, the signing "
-        f"process variant is {_x(warm / (sp + worker))} NegMAS warm (NegMAS's wall time taken as its CPU time).",
+        "ledger process from /proc in 10 ms ticks, so summed over all repetitions first): ledger on, "
+        f"one process: {on * 1000:.0f} ms CPU for {wall_on * 1000:.0f} ms wall; ledger process: "
+        f"{lp * 1000:.0f} ms in the negotiating process + {worker * 1000:.0f} ms in the ledger process = "
+        f"{(lp + worker) * 1000:.0f} ms CPU for {wall_lp * 1000:.0f} ms wall; NegMAS warm: "
+        f"{warm * 1000:.0f} ms wall, one process. Measured by total CPU instead of wall time, the ledger "
+        f"process variant is {_x(warm / (lp + worker))} NegMAS warm (NegMAS's wall time taken as its CPU time).",
         "",
     ]
 
@@ -820,39 +822,41 @@ def markdown(report: dict[str, Any], command: str) -> str:
         "number, kind, body). *Accord on, memory bus*: `run_session` on the in-process memory bus into "
         "the same ledger: the same entries, and also every message published on the bus, parsed and its "
         "signature verified on receipt (delegate messages by the chair, the chair's by the delegates), "
-        "the ledger appended in batches as the session runs. *Accord on, signing process*: `run_local` "
-        "with a `SigningWorker` (`accord run --bus none --signing-process`): the same, but the "
-        "signatures (the same bytes: Ed25519 is deterministic) are made by a second process, started "
-        "once for the whole benchmark, outside the timings, while this one goes on negotiating; two "
-        "processes on this machine's 2 cores, so more CPU per negotiation than wall time (see the CPU "
-        "line below the tables). *NegMAS warm*: each party's inverse utility "
+        "the ledger appended in batches as the session runs. *Accord on, ledger process*: `run_local` "
+        "with a `LedgerWorker` (`accord run --bus none --ledger-process`): the same ledger, but its "
+        "entries are streamed to a second process, started once for the whole benchmark, outside the "
+        "timings, which signs them (the same bytes: Ed25519 is deterministic), chains them and inserts "
+        "them in a transaction while this one goes on negotiating, and commits it when the session "
+        "ends; this one signs a batch itself when that process falls behind. Two processes on this "
+        "machine's 2 cores, so more CPU per negotiation than wall time (see the CPU line below the "
+        "tables). *NegMAS warm*: each party's inverse utility "
         "function built once per domain and passed through `ufun_inverter`, so, as for Accord, ranking "
         "the outcome space is not in the per-negotiation time (the like-for-like figure). *NegMAS cold*: "
         "NegMAS as usually run, each negotiator ranking the outcome space itself. Speed-up = NegMAS warm "
-        "/ Accord (above 1: Accord faster); *on speed-up* is Accord on's (busless, one process), *sp "
-        "speed-up* Accord on, signing process's. One-off costs, not in the per-negotiation times: *import+build* "
+        "/ Accord (above 1: Accord faster); *on speed-up* is Accord on's (busless, one process), *lp "
+        "speed-up* Accord on, ledger process's. One-off costs, not in the per-negotiation times: *import+build* "
         "= `import_genius` + `build_plan` (which ranks the outcome space for each delegate); NegMAS "
         "*load* = `Scenario.from_genius_folder` + per-issue rescaling; its inverse build is in the JSON.",
         "",
-        "| domain | outcomes | Accord import+build s | NegMAS load s | Accord off | Accord on | Accord on, signing process | Accord on, memory bus | NegMAS warm | NegMAS cold | off speed-up | on speed-up | sp speed-up | rounds A / N | agreements A / N | Nash ratio A / N |",
+        "| domain | outcomes | Accord import+build s | NegMAS load s | Accord off | Accord on | Accord on, ledger process | Accord on, memory bus | NegMAS warm | NegMAS cold | off speed-up | on speed-up | lp speed-up | rounds A / N | agreements A / N | Nash ratio A / N |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            "| {domain} | {outcomes} | {ab:.2f} | {nl} | {off} | {on} | {sp} | {bus} | {warm} | {cold} | {soff} | {son} | {ssp} | {ar:.0f} / {nr} | {aa}/{n} / {na}/{n} | {an:.3f} / {nn} |".format(
+            "| {domain} | {outcomes} | {ab:.2f} | {nl} | {off} | {on} | {lp} | {bus} | {warm} | {cold} | {soff} | {son} | {slp} | {ar:.0f} / {nr} | {aa}/{n} / {na}/{n} | {an:.3f} / {nn} |".format(
                 domain=r["domain"],
                 outcomes=r["outcomes"],
                 ab=r["accord_import_s"] + r["accord_build_s"],
                 nl=f"{r['negmas_load_s']:.3f}" if "negmas_load_s" in r else "-",
                 off=_ms(r["accord_off_s"]),
                 on=_ms(r["accord_on_s"]),
-                sp=_ms(r.get("accord_sp_s")),
+                lp=_ms(r.get("accord_lp_s")),
                 bus=_ms(r.get("accord_bus_s")),
                 warm=_ms(r.get("negmas_named_warm_s")),
                 cold=_ms(r.get("negmas_named_cold_s")),
                 soff=_x(r.get("speedup_off_vs_warm")),
                 son=_x(r.get("speedup_on_vs_warm")),
-                ssp=_x(r.get("speedup_sp_vs_warm")),
+                slp=_x(r.get("speedup_lp_vs_warm")),
                 ar=r["accord_rounds"],
                 nr=f"{r['negmas_named_rounds']:.0f}" if "negmas_named_rounds" in r else "-",
                 aa=r["accord_agreements"],
@@ -880,15 +884,15 @@ def markdown(report: dict[str, Any], command: str) -> str:
             "|---|---:|---:|",
             f"| ledger off | {_x(s['speedup_off_vs_warm_geomean'])} [{_x(s['speedup_off_vs_warm_min'])}, {_x(s['speedup_off_vs_warm_max'])}], total {_x(s['speedup_off_vs_warm_total'])} | {_x(s['speedup_off_vs_cold_geomean'])} [{_x(s['speedup_off_vs_cold_min'])}, {_x(s['speedup_off_vs_cold_max'])}], total {_x(s['speedup_off_vs_cold_total'])} |",
             f"| ledger on (no bus), one process | {_x(s['speedup_on_vs_warm_geomean'])} [{_x(s['speedup_on_vs_warm_min'])}, {_x(s['speedup_on_vs_warm_max'])}], total {_x(s['speedup_on_vs_warm_total'])} | {_x(s['speedup_on_vs_cold_geomean'])} [{_x(s['speedup_on_vs_cold_min'])}, {_x(s['speedup_on_vs_cold_max'])}], total {_x(s['speedup_on_vs_cold_total'])} |",
-            f"| ledger on (no bus), signing process | {_x(s.get('speedup_sp_vs_warm_geomean'))} [{_x(s.get('speedup_sp_vs_warm_min'))}, {_x(s.get('speedup_sp_vs_warm_max'))}], total {_x(s.get('speedup_sp_vs_warm_total'))} | {_x(s.get('speedup_sp_vs_cold_geomean'))} [{_x(s.get('speedup_sp_vs_cold_min'))}, {_x(s.get('speedup_sp_vs_cold_max'))}], total {_x(s.get('speedup_sp_vs_cold_total'))} |",
+            f"| ledger on (no bus), ledger process | {_x(s.get('speedup_lp_vs_warm_geomean'))} [{_x(s.get('speedup_lp_vs_warm_min'))}, {_x(s.get('speedup_lp_vs_warm_max'))}], total {_x(s.get('speedup_lp_vs_warm_total'))} | {_x(s.get('speedup_lp_vs_cold_geomean'))} [{_x(s.get('speedup_lp_vs_cold_min'))}, {_x(s.get('speedup_lp_vs_cold_max'))}], total {_x(s.get('speedup_lp_vs_cold_total'))} |",
             f"| ledger on, memory bus, verified on receipt | {_x(s.get('speedup_bus_vs_warm_geomean'))} [{_x(s.get('speedup_bus_vs_warm_min'))}, {_x(s.get('speedup_bus_vs_warm_max'))}], total {_x(s.get('speedup_bus_vs_warm_total'))} | {_x(s.get('speedup_bus_vs_cold_geomean'))} [{_x(s.get('speedup_bus_vs_cold_min'))}, {_x(s.get('speedup_bus_vs_cold_max'))}], total {_x(s.get('speedup_bus_vs_cold_total'))} |",
             "",
             "The two frameworks' negotiations do not last equally long (*rounds*: mean rounds to the end; "
             "Accord's mostly last longer: its Boulware concedes as t^5, NegMAS's as t^4). Per round instead "
             "of per negotiation, Accord ledger off vs "
             f"NegMAS warm: {_x(_per_round(rows, 'accord_off_s'))}; ledger on: "
-            f"{_x(_per_round(rows, 'accord_on_s'))}; ledger on, signing process: "
-            f"{_x(_per_round(rows, 'accord_sp_s'))}; ledger on, memory bus: "
+            f"{_x(_per_round(rows, 'accord_on_s'))}; ledger on, ledger process: "
+            f"{_x(_per_round(rows, 'accord_lp_s'))}; ledger on, memory bus: "
             f"{_x(_per_round(rows, 'accord_bus_s'))} (geometric means over domains).",
             "",
             *_cpu_lines(s),
@@ -973,10 +977,10 @@ def print_table(report: dict[str, Any]) -> None:
     for r in report["rows"]:
         print(
             f"{r['domain']:<26} {r['outcomes']:>7}  build {r['accord_import_s'] + r['accord_build_s']:7.2f}s  "
-            f"A-off {_ms(r['accord_off_s']):>7}ms  A-on {_ms(r['accord_on_s']):>7}ms  A-sp {_ms(r.get('accord_sp_s')):>7}ms  A-bus {_ms(r.get('accord_bus_s')):>7}ms  "
+            f"A-off {_ms(r['accord_off_s']):>7}ms  A-on {_ms(r['accord_on_s']):>7}ms  A-lp {_ms(r.get('accord_lp_s')):>7}ms  A-bus {_ms(r.get('accord_bus_s')):>7}ms  "
             f"N-warm {_ms(r.get('negmas_named_warm_s')):>7}ms  N-cold {_ms(r.get('negmas_named_cold_s')):>7}ms  "
             f"off {_x(r.get('speedup_off_vs_warm')):>6}  on {_x(r.get('speedup_on_vs_warm')):>6}  "
-            f"sp {_x(r.get('speedup_sp_vs_warm')):>6}  "
+            f"lp {_x(r.get('speedup_lp_vs_warm')):>6}  "
             f"agree {r['accord_agreements']}/{r.get('negmas_named_agreements', '-')}  "
             f"nash {r['accord_nash_ratio']:.3f}/{r.get('negmas_named_nash_ratio', float('nan')):.3f}"
         )
@@ -1035,14 +1039,14 @@ def main() -> None:
         # the same process, the same simulations took 7 to 17% longer (its heap churned by
         # the sessions' database and bus work), while NegMAS runs in a process of its own.
         if not args.no_ledger:
-            # One signing process for every session, started outside the timings (as
+            # One ledger process for every session, started outside the timings (as
             # `Ledger.open` is), as a batch of sessions would share one.
-            with SigningWorker() as signing:
+            with LedgerWorker() as worker:
                 for dom in domains:
                     print(f"accord, ledger on: {dom.key}", file=sys.stderr, flush=True)
-                    asyncio.run(time_accord_ledger(dom, accord[dom.key], args.reps, workdir, signing))
-                if signing.broken:
-                    raise SystemExit("the signing process died during the benchmark")
+                    asyncio.run(time_accord_ledger(dom, accord[dom.key], args.reps, workdir, worker))
+                if worker.broken:
+                    raise SystemExit("the ledger process died during the benchmark")
         profile = None
         if not args.no_profile:
             dom = next((d for d in domains if d.key == args.profile_domain), None) or load_accord(

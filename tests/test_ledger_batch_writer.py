@@ -49,13 +49,17 @@ async def _the_old_way(ledger: Ledger, rounds: int, outcome: dict[str, Any]) -> 
     return sid
 
 
-async def _the_writer_way(ledger: Ledger, rounds: int, outcome: dict[str, Any], *, commits: bool) -> str:
+async def _the_writer_way(
+    ledger: Ledger, rounds: int, outcome: dict[str, Any], *, commits: bool, ahead: bool = False
+) -> str:
     sid, envs, ids = build_session(rounds)
     writer = ledger.session_writer(sid, "spec", "title", "sha256:0", checkpoint_signer=ids["chair"], checkpoint_every=EVERY)
     assert isinstance(writer, SessionWriter)
     for start, stop in zip(BATCHES, [*BATCHES[1:], len(envs)], strict=True):
         stored = writer.append(_items(envs[start:stop]))
         assert [e.idx for e in stored] == list(range(start, stop))
+        if ahead:  # inserted at once, in a transaction the next commit completes
+            writer.write_ahead()
         if commits:  # a commit per batch, as a long session makes them
             await writer.commit()
     writer.seal(ids["chair"], [ids["alice"], ids["bob"]])
@@ -65,9 +69,12 @@ async def _the_writer_way(ledger: Ledger, rounds: int, outcome: dict[str, Any], 
     return sid
 
 
+@pytest.mark.parametrize("ahead", [False, True], ids=["", "written-ahead"])
 @pytest.mark.parametrize("commits", [False, True], ids=["one-commit", "commit-per-batch"])
 @pytest.mark.parametrize("rounds", [10, 11], ids=["seal-at-a-checkpoint", "seal-after"])
-def test_the_writer_stores_what_the_single_calls_store(ledger_location: str, commits: bool, rounds: int) -> None:
+def test_the_writer_stores_what_the_single_calls_store(
+    ledger_location: str, commits: bool, rounds: int, ahead: bool
+) -> None:
     """10 rounds: 43 entries; 11 rounds: 47. With EVERY = 8 neither is a multiple; the
     sizes are checked to cover the case where the final seal lands on an automatic
     checkpoint's size (merged into it) by a session of 40 entries below."""
@@ -76,7 +83,7 @@ def test_the_writer_stores_what_the_single_calls_store(ledger_location: str, com
     async def go() -> None:
         async with await Ledger.open(ledger_location) as ledger:
             old = await _the_old_way(ledger, rounds, outcome)
-            new = await _the_writer_way(ledger, rounds, outcome, commits=commits)
+            new = await _the_writer_way(ledger, rounds, outcome, commits=commits, ahead=ahead)
             # What this ledger object knows, and what a fresh one reads, agree.
             assert (await ledger.tree(new)).root() == (await ledger.checkpoints(new))[-1].root
         async with await Ledger.open(ledger_location) as ledger:

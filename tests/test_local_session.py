@@ -1,7 +1,7 @@
 """The busless signed run (`accord run --bus none`) writes the ledger a memory-bus run
 writes: the same entries (actor, sequence number, kind, body) in the same order, the
-same outcome, a ledger that verifies; and so it does with its signatures made in a
-signing process (`SigningWorker`)."""
+same outcome, a ledger that verifies; and so it does when a ledger process
+(`LedgerWorker`) signs, chains and stores the entries."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from accord.ledger import Entry, Ledger
 from accord.local_session import LocalSessionError, run_local
 from accord.session import SessionResult, run_session
 from accord.session_plan import SessionPlan, load_plan
-from accord.signing_worker import SigningWorker
+from accord.ledger_worker import LedgerWorker
 from protocols.events import Call
 from protocols.moves import Accept, Justification, Move, Reject
 from tests.conftest import EXAMPLES, FIXTURES, run
@@ -36,17 +36,17 @@ PROTOCOLS: list[dict[str, Any]] = [
 ]
 
 
-_SIGNING: list[SigningWorker] = []
+_WORKER: list[LedgerWorker] = []
 
 
 @pytest.fixture(scope="module", autouse=True)
-def signing_worker() -> Iterator[None]:
-    """One signing process for the module's sessions, as a benchmark or a batch of
+def ledger_worker() -> Iterator[None]:
+    """One ledger process for the module's sessions, as a benchmark or a batch of
     sessions shares one."""
-    with SigningWorker() as worker:
-        _SIGNING.append(worker)
+    with LedgerWorker() as worker:
+        _WORKER.append(worker)
         yield
-        _SIGNING.clear()
+        _WORKER.clear()
         assert not worker.broken
 
 
@@ -69,16 +69,21 @@ async def _both(make_plan: Any, tmp_path: Path) -> tuple[SessionResult, list[Ent
         local = await run_local(make_plan(), ledger)
         bus_rows = await ledger.entries(bus.session_id)
         local_rows = await ledger.entries(local.session_id)
-        # Signed in the signing process: the same entries, and a ledger that verifies.
-        if _SIGNING:
-            signed_apart = await run_local(make_plan(), ledger, signing=_SIGNING[0])
+        # Signed and stored by the ledger process: the same entries, checkpoints and
+        # outcome, and a ledger that verifies.
+        if _WORKER:
+            signed_apart = await run_local(make_plan(), ledger, worker=_WORKER[0])
         else:  # called from another module
-            with SigningWorker() as worker:
-                signed_apart = await run_local(make_plan(), ledger, signing=worker)
+            with LedgerWorker() as worker:
+                signed_apart = await run_local(make_plan(), ledger, worker=worker)
         assert signed_apart.ended == local.ended and signed_apart.entries == local.entries
         assert _said(await ledger.entries(signed_apart.session_id)) == _said(local_rows)
         apart_report = await ledger.verify(signed_apart.session_id)
         assert apart_report.ok, apart_report
+        apart_checkpoints = await ledger.checkpoints(signed_apart.session_id)
+        assert [(c.size, len(c.signatures)) for c in apart_checkpoints] == [
+            (c.size, len(c.signatures)) for c in await ledger.checkpoints(local.session_id)
+        ]
         report = await ledger.verify(local.session_id)
         assert report.ok, report
         checkpoints = await ledger.checkpoints(local.session_id)
@@ -87,6 +92,8 @@ async def _both(make_plan: Any, tmp_path: Path) -> tuple[SessionResult, list[Ent
         sessions = {s.id: s for s in await ledger.sessions()}
         assert sessions[local.session_id].status == "ended"
         assert sessions[local.session_id].outcome == sessions[bus.session_id].outcome
+        assert sessions[signed_apart.session_id].status == "ended"
+        assert sessions[signed_apart.session_id].outcome == sessions[bus.session_id].outcome
     finally:
         await ledger.close()
     return bus, bus_rows, local, local_rows
@@ -213,7 +220,7 @@ def test_a_strategy_that_answers_asynchronously_is_refused(tmp_path: Path) -> No
     run(go())
 
 
-@pytest.mark.parametrize("signing", [[], ["--signing-process"]], ids=["signed-here", "signing-process"])
+@pytest.mark.parametrize("signing", [[], ["--ledger-process"]], ids=["signed-here", "ledger-process"])
 def test_accord_run_without_a_bus_then_accord_verify(signing: list[str], tmp_path: Path) -> None:
     runner = CliRunner()
     ledger = str(tmp_path / "accord.db")
@@ -229,9 +236,9 @@ def test_accord_run_without_a_bus_then_accord_verify(signing: list[str], tmp_pat
     assert log.exit_code == 0 and "ended" in log.output
 
 
-def test_a_signing_process_is_for_busless_runs_only(tmp_path: Path) -> None:
-    out = CliRunner().invoke(app, ["run", str(TINY), "--signing-process", "--ledger", str(tmp_path / "l.db")])
-    assert out.exit_code != 0 and "--signing-process is for --bus none" in out.output
+def test_a_ledger_process_is_for_busless_runs_only(tmp_path: Path) -> None:
+    out = CliRunner().invoke(app, ["run", str(TINY), "--ledger-process", "--ledger", str(tmp_path / "l.db")])
+    assert out.exit_code != 0 and "--ledger-process is for --bus none" in out.output
     assert not (tmp_path / "l.db").exists()
 
 

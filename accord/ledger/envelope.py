@@ -270,8 +270,8 @@ class Signer:
 
     def seal_pending(self, kind: str, body: dict[str, Any]) -> PendingEnvelope:
         """The next envelope of this actor, with its signature to be made later, by
-        whoever holds the key (`PendingEnvelope.signed`): a signing process
-        (`accord.signing_worker`) while this one goes on. Where the fast path does not
+        whoever holds the key (`PendingEnvelope.signed`): a ledger process
+        (`accord.ledger_worker`) while this one goes on. Where the fast path does not
         apply, the envelope is sealed here and now, as `seal` does."""
         seq = self.next_seq
         pending = self._unsigned(kind, body, seq)
@@ -324,7 +324,7 @@ class Signer:
 
 class PendingEnvelope:
     """An envelope whose canonical bytes are known but for its signature, which another
-    process may make (`accord.signing_worker`): Ed25519 signatures are deterministic,
+    process may make (`accord.ledger_worker`): Ed25519 signatures are deterministic,
     so the envelope it becomes is the one `Signer.seal` would have made.
 
     What a session needs of a message before it is signed does not depend on the
@@ -374,7 +374,7 @@ class PendingEnvelope:
         """The envelope, with `signature` (its actor's, over `message`)."""
         if self.envelope is None:
             sig = b64(signature)
-            canonical = b"".join((self.head, _SIG_MEMBER, sig.encode("ascii"), b'",', self.tail))
+            canonical = signed_canonical(self.head, sig, self.tail)
             self.envelope = Envelope._trusted(
                 self.session, self.actor, self.seq, self.kind, self.body, self.ts, sig, canonical
             )
@@ -385,6 +385,13 @@ class PendingEnvelope:
         if self.envelope is not None:
             return self.envelope
         return self.signed(self.identity.sign(self.head + b"," + self.tail))
+
+
+def signed_canonical(head: bytes, sig: str, tail: bytes) -> bytes:
+    """The canonical bytes of a pending envelope (its `head` and `tail`, as
+    `PendingEnvelope` holds them) signed with `sig` (the signature's base64): the sig
+    member goes where RFC 8785 sorts it, between the two."""
+    return b"".join((head, _SIG_MEMBER, sig.encode("ascii"), b'",', tail))
 
 
 _MAX_SEQ = 2**53 - 1  # RFC 8785 numbers are doubles: larger integers take the slow way

@@ -65,7 +65,7 @@ class Identity:
     @property
     def sodium_secret(self) -> bytes:
         """libsodium's form of the private key (seed, then public key): what a signing
-        process (`accord.signing_worker`) is given."""
+        process (`accord.ledger_worker`) is given."""
         return self._sodium_secret
 
     def sign(self, message: bytes) -> bytes:

@@ -72,6 +72,8 @@ def ledger_url(location: str | Path) -> str:
 
 def describe_location(url: str) -> str:
     if url.startswith("sqlite"):
+        if ":///" not in url:
+            return ":memory:"  # an in-memory SQLite ledger (sqlite://)
         return url.split(":///", 1)[1]
     return url.split("@")[-1] if "@" in url else url
 
@@ -234,29 +236,48 @@ def _chained(
     """`items` chained after entry ``idx - 1`` (whose hash is `prev`): the entries' rows,
     their values-card rows, their leaf hashes, and the next index and head hash.
     All or nothing: an envelope of another session raises `LedgerError`."""
-    sha256 = hashlib.sha256
-    rows: list[tuple[Any, ...]] = []
-    cards: list[tuple[str, str, int]] = []
-    leaves: list[bytes] = []
-    # Bound once: this is the hot loop, run for every entry of every session.
-    add_row, add_card, add_leaf, move_cards = rows.append, cards.append, leaves.append, _move_cards
-    prev_raw = bytes.fromhex(prev)
-    for env, canonical in items:
+    for env, _ in items:
         if env.session != session_id:
             raise LedgerError(
                 f"envelope from {env.actor} seq {env.seq} belongs to session "
                 f"{env.session!r}, not {session_id!r}"
             )
+    return _chained_parts(
+        session_id,
+        idx,
+        prev,
+        [
+            (env.actor, env.seq, env.kind, canonical, _move_cards(env.body) if env.kind == "move" else ())
+            for env, canonical in items
+        ],
+    )
+
+
+# An entry by its parts: actor, sequence number, kind, canonical bytes, the cards its
+# move cites (`cited_cards`).
+EntryParts = tuple[str, int, str, bytes, Sequence[str]]
+
+
+def _chained_parts(
+    session_id: str, idx: int, prev: str, items: Sequence[EntryParts]
+) -> tuple[list[tuple[Any, ...]], list[tuple[str, str, int]], list[bytes], int, str]:
+    """`_chained` of entries given by their parts (of session `session_id`)."""
+    sha256 = hashlib.sha256
+    rows: list[tuple[Any, ...]] = []
+    cards: list[tuple[str, str, int]] = []
+    leaves: list[bytes] = []
+    # Bound once: this is the hot loop, run for every entry of every session.
+    add_row, add_card, add_leaf = rows.append, cards.append, leaves.append
+    prev_raw = bytes.fromhex(prev)
+    for actor, seq, kind, canonical, cited in items:
         # chain.entry_hash and merkle.leaf_hash, inlined.
         prev_raw = sha256(prev_raw + canonical).digest()
         digest = prev_raw.hex()
         leaf = sha256(b"\x00" + canonical).digest()
         add_leaf(leaf)
-        kind = env.kind
-        add_row((session_id, idx, env.actor, env.seq, kind, canonical.decode(), prev, digest, leaf.hex()))
-        if kind == "move":
-            for card in move_cards(env.body):
-                add_card((session_id, card, idx))
+        add_row((session_id, idx, actor, seq, kind, canonical.decode(), prev, digest, leaf.hex()))
+        for card in cited:
+            add_card((session_id, card, idx))
         idx += 1
         prev = digest
     return rows, cards, leaves, idx, prev
@@ -293,11 +314,12 @@ class SessionWriter:
         spec_hash: str,
         checkpoint_signer: Identity | None,
         checkpoint_every: int,
+        created_at: str | None = None,
     ) -> None:
         self._ledger = ledger
         self.session_id = session_id
         self._origin = origin_for(session_id)
-        self._session_row: tuple[Any, ...] = (session_id, spec_id, title, now_iso(), spec_hash)
+        self._session_row: tuple[Any, ...] = (session_id, spec_id, title, created_at or now_iso(), spec_hash)
         self._signer = checkpoint_signer
         self._every = checkpoint_every
         self._tree = MerkleTree()
@@ -314,6 +336,9 @@ class SessionWriter:
         self._row_stored = False
         self._outcome_stored = False
         self._broken = False
+        # `write_ahead`'s open transaction, and whether the session's row is in it.
+        self._ahead: sqlite3.Connection | None = None
+        self._row_ahead = False
 
     @property
     def size(self) -> int:
@@ -349,8 +374,25 @@ class SessionWriter:
             raise LedgerError(f"session {self.session_id!r} is finished: nothing more can be appended")
         if not items:
             return []
+        return self._stage(_chained(self.session_id, self._idx, self._prev, items))
+
+    def append_parts(self, items: Sequence[EntryParts]) -> Sequence[Entry]:
+        """`append` of entries given by their parts: actor, sequence number, kind,
+        canonical bytes (signed, of this session: the caller has made sure) and the cards
+        its move cites (`cited_cards`). For a writer that never holds the envelopes
+        (`accord.ledger_worker`)."""
+        self._usable()
+        if self.finished:
+            raise LedgerError(f"session {self.session_id!r} is finished: nothing more can be appended")
+        if not items:
+            return []
+        return self._stage(_chained_parts(self.session_id, self._idx, self._prev, items))
+
+    def _stage(
+        self, chained: tuple[list[tuple[Any, ...]], list[tuple[str, str, int]], list[bytes], int, str]
+    ) -> Sequence[Entry]:
+        rows, cards, leaves, idx, prev = chained
         first = self._idx
-        rows, cards, leaves, idx, prev = _chained(self.session_id, first, self._prev, items)
         self._rows.extend(rows)
         self._cards.extend(cards)
         self._tree.append_leaf_hashes(leaves)
@@ -396,6 +438,51 @@ class SessionWriter:
             raise LedgerError(f"session {self.session_id!r} is finished already")
         self._outcome = json.dumps(outcome, sort_keys=True)
 
+    def write_ahead(self) -> None:
+        """Insert what is staged now, into a transaction that the next `commit` completes,
+        so that the commit has less left to do: where that can be done at once, on a
+        SQLite file that no other connection is writing (otherwise nothing happens here
+        and the commit does it all).
+
+        The transaction holds the file's write lock until that commit (or `abandon`):
+        other writers wait meanwhile. For a process that writes one session at a time
+        between short commits (`accord.ledger_worker`). If an insert is refused, the
+        transaction is rolled back and the writer closed, as by a failed commit."""
+        self._usable()
+        if not self._rows and (self._row_stored or self._row_ahead):
+            return
+        ledger = self._ledger
+        if self._ahead is None:
+            self._ahead = ledger._direct_begin()
+            if self._ahead is None:
+                return
+        row_written = self._row_stored or self._row_ahead
+        write = _Write(
+            session=None if row_written else (*self._session_row, "running", None),
+            outcome=None,
+            entries=self._rows,
+            cards=self._cards,
+            checkpoints=[],
+            changed=[],
+        )
+        try:
+            ledger._direct_rows(self._ahead, self.session_id, write)
+        except BaseException:
+            self.abandon()
+            raise
+        self._row_ahead = True
+        self._rows, self._cards = [], []
+
+    def abandon(self) -> None:
+        """Roll back what `write_ahead` inserted and close the writer (what earlier
+        commits stored stays stored)."""
+        conn, self._ahead = self._ahead, None
+        self._broken = True
+        self._ledger._heads.pop(self.session_id, None)
+        self._ledger._trees.pop(self.session_id, None)
+        if conn is not None:
+            self._ledger._direct_end(conn, commit=False)
+
     async def commit(self) -> None:
         """Store everything staged in one transaction (nothing staged: nothing to do).
 
@@ -403,16 +490,18 @@ class SessionWriter:
         connection when no other connection is writing (`Ledger._write_direct`): through
         the async driver each statement is three hand-offs to its thread and back, and
         those cost more than the inserts. Otherwise (PostgreSQL, or another writer
-        holding SQLite's lock) one transaction through the engine."""
+        holding SQLite's lock) one transaction through the engine. After `write_ahead`,
+        the rest, in the transaction it opened."""
         self._usable()
-        if self._row_stored and not (
+        if self._ahead is None and self._row_stored and not (
             self._rows or self._new_checkpoints or self._changed_checkpoints or self._outcome is not None
         ):
             return
         ledger, session_id = self._ledger, self.session_id
+        row_written = self._row_stored or self._row_ahead
         write = _Write(
-            session=None if self._row_stored else (*self._session_row, *self._status()),
-            outcome=self._outcome if self._row_stored else None,
+            session=None if row_written else (*self._session_row, *self._status()),
+            outcome=self._outcome if row_written else None,
             entries=self._rows,
             cards=self._cards,
             checkpoints=[
@@ -421,7 +510,16 @@ class SessionWriter:
             changed=[(c.text, session_id, size) for size, c in sorted(self._changed_checkpoints.items())],
         )
         try:
-            if not ledger._write_direct(session_id, write):
+            if self._ahead is not None:
+                conn, self._ahead = self._ahead, None
+                try:
+                    ledger._direct_rows(conn, session_id, write)
+                except BaseException:
+                    ledger._direct_end(conn, commit=False)
+                    raise
+                ledger._direct_end(conn, commit=True)
+                self._row_ahead = False
+            elif not ledger._write_direct(session_id, write):
                 await ledger._write_engine(session_id, write)
         except BaseException:
             # The database holds what earlier commits stored; this writer's chain runs
@@ -591,56 +689,85 @@ class Ledger:
         event loop without awaiting; a commit of a few hundred entries takes a few
         milliseconds, while each statement through aiosqlite is three hand-offs to its
         thread, each a wake-up that a loaded machine delays."""
-        if self._direct_path is None or not self._direct_lock.acquire(blocking=False):
+        conn = self._direct_begin()
+        if conn is None:
             return False
         try:
+            self._direct_rows(conn, session_id, write)
+        except BaseException:
+            self._direct_end(conn, commit=False)
+            raise
+        self._direct_end(conn, commit=True)
+        return True
+
+    def _direct_begin(self) -> sqlite3.Connection | None:
+        """The ledger's own connection to its SQLite file, in a write transaction that
+        `_direct_end` ends; None where there is none to be had without waiting (see
+        `_write_direct`). Until `_direct_end`, no other caller gets it."""
+        if self._direct_path is None or not self._direct_lock.acquire(blocking=False):
+            return None
+        try:
             conn = self._direct
-            try:
-                if conn is None:
-                    # timeout=0: a locked database is reported at once, not waited for;
-                    # mode=rw: a ledger file that has gone is an error, not a new file.
-                    conn = sqlite3.connect(
-                        f"{self._direct_path.as_uri()}?mode=rw",
-                        uri=True,
-                        timeout=0,
-                        isolation_level=None,
-                        check_same_thread=False,
-                    )
-                    try:
-                        for pragma in SQLITE_PRAGMAS:
-                            conn.execute(pragma)
-                    except BaseException:
-                        conn.close()
-                        raise
-                    self._direct = conn
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError:
-                return False  # locked (another writer): the engine waits for it
-            try:
-                step = "session"
+            if conn is None:
+                # timeout=0: a locked database is reported at once, not waited for;
+                # mode=rw: a ledger file that has gone is an error, not a new file.
+                conn = sqlite3.connect(
+                    f"{self._direct_path.as_uri()}?mode=rw",
+                    uri=True,
+                    timeout=0,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
                 try:
-                    if write.session is not None:
-                        conn.execute(_SQL_SESSION, write.session)
-                    if write.outcome is not None:
-                        conn.execute(_SQL_OUTCOME, (write.outcome, session_id))
-                    step = "entries"
-                    if write.entries:
-                        conn.executemany(_SQL_ENTRIES, write.entries)
-                    if write.cards:
-                        conn.executemany(_SQL_CARDS, write.cards)
-                    step = "checkpoints"
-                    if write.checkpoints:
-                        conn.executemany(_SQL_CHECKPOINTS, write.checkpoints)
-                    if write.changed:
-                        conn.executemany(_SQL_NOTE, write.changed)
-                except sqlite3.IntegrityError as exc:
-                    raise _refused(session_id, step, self.location, exc) from None
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            return True
+                    for pragma in SQLITE_PRAGMAS:
+                        conn.execute(pragma)
+                except BaseException:
+                    conn.close()
+                    raise
+                self._direct = conn
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            self._direct_lock.release()
+            return None  # locked (another writer): the engine waits for it
+        except BaseException:
+            self._direct_lock.release()
+            raise
+        return conn
+
+    def _direct_rows(self, conn: sqlite3.Connection, session_id: str, write: _Write) -> None:
+        """`write`'s statements, in `_direct_begin`'s transaction."""
+        step = "session"
+        try:
+            if write.session is not None:
+                conn.execute(_SQL_SESSION, write.session)
+            if write.outcome is not None:
+                conn.execute(_SQL_OUTCOME, (write.outcome, session_id))
+            step = "entries"
+            if write.entries:
+                conn.executemany(_SQL_ENTRIES, write.entries)
+            if write.cards:
+                conn.executemany(_SQL_CARDS, write.cards)
+            step = "checkpoints"
+            if write.checkpoints:
+                conn.executemany(_SQL_CHECKPOINTS, write.checkpoints)
+            if write.changed:
+                conn.executemany(_SQL_NOTE, write.changed)
+        except sqlite3.IntegrityError as exc:
+            raise _refused(session_id, step, self.location, exc) from None
+
+    def _direct_end(self, conn: sqlite3.Connection, *, commit: bool) -> None:
+        """End `_direct_begin`'s transaction: commit it (rolled back if that fails), or
+        roll it back."""
+        try:
+            if commit:
+                try:
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            elif conn.in_transaction:
+                conn.execute("ROLLBACK")
         finally:
             self._direct_lock.release()
 
@@ -719,18 +846,23 @@ class Ledger:
         *,
         checkpoint_signer: Identity | None = None,
         checkpoint_every: int = CHECKPOINT_EVERY,
+        created_at: str | None = None,
     ) -> SessionWriter:
         """A new session written in a few transactions (see `SessionWriter`) instead of
         `create_session`, `append_canonical` calls, checkpoints and `finish_session`.
         With `checkpoint_signer`, a checkpoint is signed every `checkpoint_every` entries,
-        as `checkpoint_every` has it. Refused (`LedgerError`) before anything is staged if
-        the session id cannot name a checkpoint or this ledger has the session already."""
+        as `checkpoint_every` has it. `created_at` (ISO 8601 UTC, as `now_iso` writes it)
+        is when the session started, if not now. Refused (`LedgerError`) before anything
+        is staged if the session id cannot name a checkpoint or this ledger has the
+        session already."""
         if checkpoint_every < 1:
             raise ValueError(f"checkpoint interval must be positive, not {checkpoint_every}")
         if session_id in self._heads:
             raise LedgerError(f"session {session_id!r} already exists in {self.location}")
         try:
-            return SessionWriter(self, session_id, spec_id, title, spec_hash, checkpoint_signer, checkpoint_every)
+            return SessionWriter(
+                self, session_id, spec_id, title, spec_hash, checkpoint_signer, checkpoint_every, created_at
+            )
         except CheckpointError as exc:
             raise LedgerError(str(exc)) from None
 

@@ -8,7 +8,11 @@ process assembles each message's canonical bytes but its signature
 (`accord.ledger.envelope.PendingEnvelope`) and streams them to the worker as they are
 recorded; the worker signs them (Ed25519 is deterministic: the bytes this process would
 make), chains them and stores them with a `SessionWriter` of its own on the same ledger,
-and signs the checkpoints. What the negotiation needs meanwhile (an envelope's size,
+inserting them as they come (`SessionWriter.write_ahead`) and committing when the
+session ends, and signs the checkpoints. It is fed a batch at a time, as it takes them
+(the pipe's unread bytes tell: FIONREAD); at the session's end, what it has not taken
+this process signs from the back while the worker takes from the front, so that
+neither waits for the other longer than it must. What the negotiation needs meanwhile (an envelope's size,
 whether a message is a replay) does not depend on the signature's value. The ledger is
 the one a session signed and written here would leave (tests/test_local_session.py
 compares them entry for entry).
@@ -32,6 +36,7 @@ import struct
 import subprocess
 import sys
 import termios
+from collections import deque
 from collections.abc import Mapping, Sequence
 from multiprocessing.connection import Connection
 from typing import Any, Final
@@ -44,9 +49,10 @@ from accord.ledger.identity import Identity, b64
 from accord.ledger.store import CHECKPOINT_EVERY, Ledger, LedgerError, SessionWriter, cited_cards
 
 # A request is a sequence of frames, each an operation and its payload's length, then
-# the payload. Only COMMIT is answered: an empty reply, or what went wrong.
+# the payload. Only COMMIT is answered (an empty reply, or what went wrong), and PING
+# (an empty reply).
 _FRAME: Final = struct.Struct("<BI")
-_KEY, _OPEN, _ENTRY, _SIGNED, _SEAL, _FINISH, _COMMIT, _CLOSE = range(1, 9)
+_KEY, _OPEN, _ENTRY, _SIGNED, _SEAL, _FINISH, _COMMIT, _CLOSE, _PING = range(1, 10)
 # An entry to sign: its key's number and the lengths of the bytes before the signature
 # (`PendingEnvelope.head`) and of its parts (actor, seq, kind, cited cards: JSON); then
 # those, then the bytes after the signature (`PendingEnvelope.tail`).
@@ -58,7 +64,7 @@ _KEY_HEAD: Final = struct.Struct("<H")
 SIGNATURE_BYTES: Final = 64
 # Entries per request: a request costs the sender a few µs, an entry's signature about
 # 20 µs in the worker; larger batches leave the worker idle at a session's start.
-BATCH: Final = 16
+BATCH: Final = 8
 _OK: Final = b""
 
 
@@ -118,6 +124,8 @@ class _Worker:
                 self.drop_session()
             elif op == _COMMIT:
                 reply = self.commit()
+            elif op == _PING:
+                reply = _OK
             else:
                 self.staged_call(op, bytes(payload))
         self.flush(staged)
@@ -279,7 +287,6 @@ class LedgerWorker:
         self._process.stdin.close()
         self._process.stdout.close()
         self._frames: list[bytes] = []  # the request being filled
-        self._queued = 0  # entries in it
         self._broken = False
         self._busy = False  # a session is being written
         self._closed = False
@@ -294,6 +301,21 @@ class LedgerWorker:
     def broken(self) -> bool:
         """The worker died or its pipe broke: it writes no more sessions."""
         return self._broken
+
+    def ready(self) -> bool:
+        """Wait until the worker answers (it has started: its imports take a moment);
+        whether it did (False: it died)."""
+        if self._broken:
+            return False
+        self._frame(_PING, b"")
+        self._send()
+        if not self._broken:
+            try:
+                self._replies.recv_bytes()
+                return True
+            except (EOFError, OSError):
+                self._broken = True
+        return False
 
     def can_write(self, ledger: Ledger) -> bool:
         """Whether the worker can write to `ledger`: one another process can open (a
@@ -349,18 +371,6 @@ class LedgerWorker:
         self._frames.append(_FRAME.pack(op, len(payload)))
         self._frames.append(payload)
 
-    def _entry(self, key: int, pending: PendingEnvelope, parts: bytes) -> None:
-        head, tail = pending.head, pending.tail
-        frames = self._frames
-        frames.append(_FRAME.pack(_ENTRY, _ENTRY_HEAD.size + len(head) + len(parts) + len(tail)))
-        frames.append(_ENTRY_HEAD.pack(key, len(head), len(parts)))
-        frames.append(head)
-        frames.append(parts)
-        frames.append(tail)
-        self._queued += 1
-        if self._queued >= BATCH:
-            self._send()
-
     def backlogged(self) -> bool:
         """The worker has not yet started on a request sent earlier: its signing is behind
         the negotiation (the bytes it has not read are still in the pipe)."""
@@ -376,7 +386,7 @@ class LedgerWorker:
     def _send(self) -> None:
         if not self._frames:
             return
-        request, self._frames, self._queued = b"".join(self._frames), [], 0
+        request, self._frames = b"".join(self._frames), []
         if self._broken:
             return
         try:
@@ -440,7 +450,7 @@ class WorkerSessionWriter:
         self._staged = 0
         self._broken = False
         self._released = False
-        self._sign_here = False
+        self._queue: deque[PendingEnvelope] = deque()  # appended, not yet sent
 
     @property
     def staged(self) -> int:
@@ -458,43 +468,80 @@ class WorkerSessionWriter:
 
     def append(self, items: Sequence[PendingEnvelope]) -> None:
         """Stage `items` (this session's, in ledger order) to be signed, chained and
-        stored by the worker."""
+        stored by the worker (see `_feed`)."""
         self._usable()
+        self._queue.extend(items)
+        self._staged += len(items)
+        self._feed()
+
+    def _feed(self) -> None:
+        """Send the worker the next batches, just in time: one more whenever it has taken
+        everything sent so far (so it always has the next batch at hand, and the rest
+        waits here, where `_drain` can share it out)."""
+        queue, worker = self._queue, self._worker
+        while len(queue) >= BATCH and not worker.backlogged():
+            self._send([queue.popleft() for _ in range(BATCH)])
+
+    def _drain(self) -> None:
+        """Send everything still queued: the worker takes batches from the front while
+        this process, which would otherwise wait for it, signs from the back; what is
+        signed here follows the rest, in order."""
+        queue, worker = self._queue, self._worker
+        signed_here: list[PendingEnvelope] = []
+        while queue:
+            if worker.backlogged():
+                pending = queue.pop()
+                pending.signed_here()
+                signed_here.append(pending)
+            else:
+                self._send([queue.popleft() for _ in range(min(BATCH, len(queue)))])
+        signed_here.reverse()
+        self._send(signed_here)
+
+    def _send(self, batch: list[PendingEnvelope]) -> None:
+        """`batch` to the worker, in one request: to be signed there, or as they are where
+        they are signed already."""
+        if not batch:
+            return
         worker, keys, dumps = self._worker, self._keys, orjson.dumps
-        sign_here = self._sign_here
-        for pending in items:
-            if worker._queued == 0:
-                # A new batch: if the worker is behind, this one is signed here, so that
-                # the two processes share the signing and the session's end waits less.
-                sign_here = worker.backlogged()
+        frames, frame, entry_head = worker._frames, _FRAME.pack, _ENTRY_HEAD.pack
+        for pending in batch:
             kind = pending.kind
             parts = dumps((pending.actor, pending.seq, kind, cited_cards(kind, pending.body)))
-            envelope = pending.envelope
-            if envelope is None and not sign_here:
-                worker._entry(keys[pending.actor], pending, parts)
+            if pending.envelope is None:
+                head, tail = pending.head, pending.tail
+                frames.append(frame(_ENTRY, _ENTRY_HEAD.size + len(head) + len(parts) + len(tail)))
+                frames.append(entry_head(keys[pending.actor], len(head), len(parts)))
+                frames.append(head)
+                frames.append(parts)
+                frames.append(tail)
             else:  # signed here (or sealed here already, the slow way): stored as it is
-                canonical = pending.signed_here().canonical()
-                worker._frame(_SIGNED, _SIGNED_HEAD.pack(len(parts)) + parts + canonical)
-                worker._queued += 1
-                if worker._queued >= BATCH:
-                    worker._send()
-        self._sign_here = sign_here
-        self._staged += len(items)
+                canonical = pending.envelope.canonical()
+                frames.append(frame(_SIGNED, _SIGNED_HEAD.size + len(parts) + len(canonical)))
+                frames.append(_SIGNED_HEAD.pack(len(parts)))
+                frames.append(parts)
+                frames.append(canonical)
+        worker._send()
 
     def seal(self, log: Identity, witnesses: Sequence[Identity] = ()) -> None:
         """`SessionWriter.seal`, in the worker: the checkpoint of every entry so far,
-        signed by `log` and co-signed by every witness (their keys are the session's)."""
+        signed by `log` and co-signed by every witness (their keys are the session's).
+        Sent at once: the worker seals while this process finishes the session."""
         self._usable()
+        self._drain()
         self._worker._frame(_SEAL, json.dumps([self._keys[i.actor] for i in (log, *witnesses)]).encode())
+        self._worker._send()
 
     def finish(self, outcome: dict[str, Any]) -> None:
         """`SessionWriter.finish`, in the worker."""
         self._usable()
+        self._drain()
         self._worker._frame(_FINISH, json.dumps(outcome, sort_keys=True).encode())
 
     async def commit(self) -> None:
         """Wait for the worker to store everything staged, in one transaction."""
         self._usable()
+        self._drain()
         error = self._worker._commit()
         if error is not None:
             self._broken = True

@@ -27,8 +27,9 @@ turn per party on both):
 * Accord, ledger on, ledger process: the same `run_local` with a `LedgerWorker`
   (`accord run --bus none --ledger-process`), one for the whole benchmark, started
   outside the timings: the same ledger, its entries signed, chained and stored by a
-  second process while this one negotiates (this one signs a batch itself when that
-  process falls behind). Two processes on two cores: the CPU time of both is reported
+  second process while this one negotiates (fed a batch at a time, as it takes them;
+  at the session's end this one signs what is left from the back while the other takes
+  it from the front). Two processes on two cores: the CPU time of both is reported
   too;
 * Accord, ledger on, memory bus (an extra column): `accord.session.run_session` on the
   in-process memory bus into the same ledger: every message also published, parsed and
@@ -827,7 +828,8 @@ def markdown(report: dict[str, Any], command: str) -> str:
         "entries are streamed to a second process, started once for the whole benchmark, outside the "
         "timings, which signs them (the same bytes: Ed25519 is deterministic), chains them and inserts "
         "them in a transaction while this one goes on negotiating, and commits it when the session "
-        "ends; this one signs a batch itself when that process falls behind. Two processes on this "
+        "ends (it is fed a batch at a time, as it takes them; at the session's end this one signs "
+        "what is left from the back while the other takes it from the front). Two processes on this "
         "machine's 2 cores, so more CPU per negotiation than wall time (see the CPU line below the "
         "tables). *NegMAS warm*: each party's inverse utility "
         "function built once per domain and passed through `ufun_inverter`, so, as for Accord, ranking "
@@ -1042,6 +1044,8 @@ def main() -> None:
             # One ledger process for every session, started outside the timings (as
             # `Ledger.open` is), as a batch of sessions would share one.
             with LedgerWorker() as worker:
+                if not worker.ready():  # started, and done importing, before any timing
+                    raise SystemExit("the ledger process did not start")
                 for dom in domains:
                     print(f"accord, ledger on: {dom.key}", file=sys.stderr, flush=True)
                     asyncio.run(time_accord_ledger(dom, accord[dom.key], args.reps, workdir, worker))

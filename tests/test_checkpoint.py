@@ -63,6 +63,8 @@ def test_signed_note_reference_vector_byte_for_byte() -> None:
     assert verifier.vkey == GO_VKEY
     sig = sign_note(GO_TEXT, "PeterNeumann", ident.private_key)
     assert GO_TEXT + "\n" + sig.line == GO_NOTE
+    # Signed by the identity (libsodium): the same bytes.
+    assert sign_note(GO_TEXT, "PeterNeumann", ident) == sig
     assert verify_note(GO_NOTE, [verifier]) == [verifier]
     with pytest.raises(NoteError, match="bad ed25519 signature"):
         verify_note(GO_NOTE.replace("cryptography", "cryptographY"), [verifier])

@@ -46,7 +46,7 @@ def test_sessions_on_any_backend(ledger_location: str) -> None:
     async def go() -> None:
         async with await Ledger.open(ledger_location) as ledger:
             with LedgerWorker() as worker:
-                assert worker.can_write(ledger)
+                assert worker.ready() and worker.can_write(ledger)
                 results = [await run_local(load_plan(TINY)[0], ledger, worker=worker) for _ in range(3)]
                 assert not worker.broken
             here = await run_local(load_plan(TINY)[0], ledger)
@@ -141,7 +141,7 @@ def test_a_dead_worker_is_said_and_the_ledger_stays_whole(tmp_path: Path) -> Non
                 worker._process.wait()
                 with pytest.raises(LedgerError, match=r"ledger process \(pid \d+\) died"):
                     await run_local(load_plan(TINY)[0], ledger, worker=worker)
-                assert worker.broken and not worker.can_write(ledger)
+                assert worker.broken and not worker.can_write(ledger) and not worker.ready()
                 assert (await ledger.verify(first.session_id)).ok
                 # Nothing of the lost session is stored (its transaction died with it).
                 assert [s.id for s in await ledger.sessions()] == [first.session_id]
@@ -229,5 +229,37 @@ def test_the_worker_imports_nothing_from_the_current_directory(
                 result = await run_local(load_plan(TINY)[0], ledger, worker=worker)
                 assert not worker.broken
             assert (await ledger.verify(result.session_id)).ok
+
+    run(go())
+
+
+@pytest.mark.parametrize("busy", ["never", "always", "every-third"])
+def test_whoever_signs_an_entry_the_ledger_is_the_same(
+    busy: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker takes batches from the front and this process signs from the back
+    when the worker is busy (`backlogged`): however that falls out, the entries arrive
+    in order and the ledger is the one written here."""
+    calls = {"n": 0}
+
+    def backlogged(self: LedgerWorker) -> bool:
+        calls["n"] += 1
+        return busy == "always" or (busy == "every-third" and calls["n"] % 3 == 0)
+
+    monkeypatch.setattr(LedgerWorker, "backlogged", backlogged)
+
+    async def go() -> None:
+        async with await Ledger.open(tmp_path / "ledger.db") as ledger:
+            here = await run_local(load_plan(TINY)[0], ledger)
+            with LedgerWorker() as worker:
+                apart = await run_local(load_plan(TINY)[0], ledger, worker=worker)
+            report = await ledger.verify(apart.session_id)
+            assert report.ok, report.problems
+
+            def said(rows: list[Any]) -> list[Any]:
+                return [(r.idx, r.actor, r.seq, r.kind) for r in rows]
+
+            assert said(await ledger.entries(apart.session_id)) == said(await ledger.entries(here.session_id))
+            assert calls["n"] > 0
 
     run(go())

@@ -235,7 +235,7 @@ def sign_checkpoint(
 ) -> Checkpoint:
     """A checkpoint signed by the log's key (signed-note Ed25519, key name = origin)."""
     unsigned = Checkpoint(origin, size, root, tuple(extensions))
-    return unsigned.with_signatures([sign_note(unsigned.body, key_name or origin, signer.private_key)])
+    return unsigned.with_signatures([sign_note(unsigned.body, key_name or origin, signer)])
 
 
 def cosign(
@@ -260,7 +260,7 @@ def cosign(
         if session_id is None:
             raise CheckpointError(f"origin {checkpoint.origin!r} is not Accord's; pass a key name")
         name = cosigner_name(session_id, identity.actor)
-    return checkpoint.with_signatures([cosign_note(checkpoint.body, name, identity.private_key, timestamp)])
+    return checkpoint.with_signatures([cosign_note(checkpoint.body, name, identity, timestamp)])
 
 
 def session_verifiers(session_id: str, keys: Mapping[str, str]) -> tuple[NoteVerifier, list[NoteVerifier]]:

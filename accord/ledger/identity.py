@@ -63,6 +63,11 @@ class Identity:
         return b64(raw)
 
     @property
+    def public_bytes(self) -> bytes:
+        """The raw 32-byte public key."""
+        return self._sodium_secret[32:]
+
+    @property
     def sodium_secret(self) -> bytes:
         """libsodium's form of the private key (seed, then public key): what a signing
         process (`accord.ledger_worker`) is given."""

@@ -309,13 +309,7 @@ class LedgerWorker:
             return False
         self._frame(_PING, b"")
         self._send()
-        if not self._broken:
-            try:
-                self._replies.recv_bytes()
-                return True
-            except (EOFError, OSError):
-                self._broken = True
-        return False
+        return self._reply() is not None
 
     def can_write(self, ledger: Ledger) -> bool:
         """Whether the worker can write to `ledger`: one another process can open (a
@@ -393,18 +387,33 @@ class LedgerWorker:
             self._requests.send_bytes(request)
         except (BrokenPipeError, OSError):
             self._broken = True
+        except BaseException:
+            # Interrupted part-way (Ctrl-C): the worker would read the rest of the pipe
+            # as garbage. It is not used again (it ends when `close` closes the pipe).
+            self._broken = True
+            raise
+
+    def _reply(self) -> bytes | None:
+        """The worker's next reply; None if it died (or had died)."""
+        if self._broken:
+            return None
+        try:
+            return self._replies.recv_bytes()
+        except (EOFError, OSError):
+            self._broken = True
+        except BaseException:
+            # Interrupted while waiting: the reply would be read as the next request's.
+            self._broken = True
+            raise
+        return None
 
     def _commit(self) -> str | None:
         """Ask the worker to commit; what went wrong, or None."""
         self._frame(_COMMIT, b"")
         self._send()
-        if not self._broken:
-            try:
-                reply = self._replies.recv_bytes()
-            except (EOFError, OSError):
-                self._broken = True
-            else:
-                return reply.decode() if reply else None
+        reply = self._reply()
+        if reply is not None:
+            return reply.decode() if reply else None
         code = self._process.poll()
         return (
             f"the ledger process (pid {self._process.pid}) "

@@ -263,3 +263,26 @@ def test_whoever_signs_an_entry_the_ledger_is_the_same(
             assert calls["n"] > 0
 
     run(go())
+
+
+def test_an_interrupted_wait_retires_the_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while waiting for the worker's answer: that answer would otherwise be read
+    as the next commit's, so the worker is not used again (sessions are written here)."""
+
+    async def go() -> None:
+        async with await Ledger.open(tmp_path / "ledger.db") as ledger:
+            with LedgerWorker() as worker:
+                assert worker.ready()
+
+                def interrupted(self: Any) -> bytes:
+                    raise KeyboardInterrupt
+
+                with monkeypatch.context() as patch:
+                    patch.setattr(type(worker._replies), "recv_bytes", interrupted)
+                    with pytest.raises(KeyboardInterrupt):
+                        await run_local(load_plan(TINY)[0], ledger, worker=worker)
+                assert worker.broken and not worker.can_write(ledger)
+                later = await run_local(load_plan(TINY)[0], ledger, worker=worker)
+                assert (await ledger.verify(later.session_id)).ok
+
+    run(go())

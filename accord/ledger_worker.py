@@ -46,7 +46,7 @@ import orjson
 
 from accord.ledger.envelope import PendingEnvelope, now_iso, signed_canonical
 from accord.ledger.identity import Identity, b64
-from accord.ledger.store import CHECKPOINT_EVERY, Ledger, LedgerError, SessionWriter, cited_cards
+from accord.ledger.store import CHECKPOINT_EVERY, Ledger, LedgerError, SessionWriter, cited_cards, describe_location
 
 # A request is a sequence of frames, each an operation and its payload's length, then
 # the payload. Only COMMIT is answered (an empty reply, or what went wrong), and PING
@@ -82,7 +82,9 @@ class _Worker:
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
         self.keys: dict[int, tuple[bytes, Identity]] = {}
-        self.ledgers: dict[str, Ledger] = {}
+        # Ledgers opened, by URL, with the identity of the SQLite file (None otherwise):
+        # a file replaced at the same path is a new ledger, opened anew.
+        self.ledgers: dict[str, tuple[Ledger, tuple[int, int] | None]] = {}
         self.session: _Session | None = None
         self.failure: str | None = None  # a session that could not be opened
 
@@ -173,10 +175,7 @@ class _Worker:
     def open(self, header: dict[str, Any]) -> None:
         self.drop_session()
         try:
-            url = header["url"]
-            ledger = self.ledgers.get(url)
-            if ledger is None:
-                ledger = self.ledgers[url] = self.loop.run_until_complete(Ledger.open(url, create=False))
+            ledger = self.ledger(header["url"])
             signer = header["checkpoint_key"]
             writer = ledger.session_writer(
                 header["session_id"], header["spec_id"], header["title"], header["spec_hash"],
@@ -192,6 +191,20 @@ class _Worker:
             writer.write_ahead()  # the session's row, while the first entries are made
         except Exception as exc:  # noqa: BLE001 - told to the session at its commit
             self.fail(exc)
+
+    def ledger(self, url: str) -> Ledger:
+        """The ledger at `url`, opened once (again if its SQLite file was replaced)."""
+        path = describe_location(url) if url.startswith("sqlite") else None
+        identity = _file_identity(path) if path is not None else None
+        known = self.ledgers.get(url)
+        if known is not None:
+            if known[1] == identity:
+                return known[0]
+            del self.ledgers[url]
+            self.loop.run_until_complete(known[0].close())
+        ledger = self.loop.run_until_complete(Ledger.open(url, create=False))
+        self.ledgers[url] = (ledger, _file_identity(path) if path is not None else None)
+        return ledger
 
     def staged_call(self, op: int, payload: bytes) -> None:
         session = self.session
@@ -225,9 +238,17 @@ class _Worker:
 
     def close(self) -> None:
         self.drop_session()
-        for ledger in self.ledgers.values():
+        for ledger, _ in self.ledgers.values():
             self.loop.run_until_complete(ledger.close())
         self.loop.close()
+
+
+def _file_identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _describe(exc: BaseException) -> str:
@@ -389,8 +410,8 @@ class LedgerWorker:
             self._broken = True
         except BaseException:
             # Interrupted part-way (Ctrl-C): the worker would read the rest of the pipe
-            # as garbage. It is not used again (it ends when `close` closes the pipe).
-            self._broken = True
+            # as garbage. It is not used again.
+            self._retire()
             raise
 
     def _reply(self) -> bytes | None:
@@ -403,9 +424,17 @@ class LedgerWorker:
             self._broken = True
         except BaseException:
             # Interrupted while waiting: the reply would be read as the next request's.
-            self._broken = True
+            self._retire()
             raise
         return None
+
+    def _retire(self) -> None:
+        """Use the worker no more, and end it now: a session it was writing holds the
+        ledger's write lock until its process ends (its transaction is then rolled
+        back), and the sessions written here meanwhile need that lock."""
+        self._broken = True
+        self._process.kill()
+        self._process.wait()
 
     def _commit(self) -> str | None:
         """Ask the worker to commit; what went wrong, or None."""

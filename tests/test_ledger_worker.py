@@ -5,6 +5,8 @@ And `SessionWriter.write_ahead`, the open transaction it writes a session throug
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -283,6 +285,57 @@ def test_an_interrupted_wait_retires_the_worker(tmp_path: Path, monkeypatch: pyt
                         await run_local(load_plan(TINY)[0], ledger, worker=worker)
                 assert worker.broken and not worker.can_write(ledger)
                 later = await run_local(load_plan(TINY)[0], ledger, worker=worker)
+                assert (await ledger.verify(later.session_id)).ok
+
+    run(go())
+
+
+def test_a_ledger_file_replaced_at_the_same_path_is_opened_anew(tmp_path: Path) -> None:
+    async def go() -> None:
+        path = tmp_path / "ledger.db"
+        with LedgerWorker() as worker:
+            async with await Ledger.open(path) as ledger:
+                await run_local(load_plan(TINY)[0], ledger, worker=worker)
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+            async with await Ledger.open(path) as ledger:
+                result = await run_local(load_plan(TINY)[0], ledger, worker=worker)
+                assert [s.id for s in await ledger.sessions()] == [result.session_id]
+                assert (await ledger.verify(result.session_id)).ok
+
+    run(go())
+
+
+def test_an_interrupted_send_mid_session_releases_the_ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while a batch is being sent, mid-session: the worker, which holds the
+    session's open transaction, is ended with it, so the next session (written here)
+    gets the ledger's write lock at once."""
+
+    async def go() -> None:
+        async with await Ledger.open(tmp_path / "ledger.db") as ledger:
+            with LedgerWorker() as worker:
+                assert worker.ready()
+                sent = {"n": 0}
+                send_bytes = type(worker._requests).send_bytes
+
+                def interrupted(self: Any, data: Any) -> None:
+                    send_bytes(self, data)
+                    sent["n"] += 1
+                    if sent["n"] == 3:
+                        raise KeyboardInterrupt
+
+                with monkeypatch.context() as patch:
+                    patch.setattr(type(worker._requests), "send_bytes", interrupted)
+                    with pytest.raises(KeyboardInterrupt):
+                        await run_local(load_plan(TINY)[0], ledger, worker=worker)
+                assert worker.broken and worker._process.poll() is not None  # ended with it
+                free = sqlite3.connect(tmp_path / "ledger.db", timeout=0, isolation_level=None)
+                try:
+                    free.execute("BEGIN IMMEDIATE")  # nobody holds the write lock
+                    free.execute("ROLLBACK")
+                finally:
+                    free.close()
+                later = await asyncio.wait_for(run_local(load_plan(TINY)[0], ledger, worker=worker), 4)
                 assert (await ledger.verify(later.session_id)).ok
 
     run(go())

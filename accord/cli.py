@@ -119,6 +119,10 @@ def run(
     asks = interactive and any(p.constituency.mandate.ratification for p in plan.participants)
     if asks:
         quiet = True  # prompts and a live view do not share a terminal well
+        if ledger_process:
+            # The ledger process holds the ledger's write lock from a session's start to
+            # its end: not for as long as a person takes to answer.
+            _fail("--ledger-process is for sessions that ask no one: this one asks constituents to ratify")
 
     keystore = KeyStore(keys or default_keys_dir(ledger))
 

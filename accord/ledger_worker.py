@@ -8,8 +8,9 @@ process assembles each message's canonical bytes but its signature
 (`accord.ledger.envelope.PendingEnvelope`) and streams them to the worker as they are
 recorded; the worker signs them (Ed25519 is deterministic: the bytes this process would
 make), chains them and stores them with a `SessionWriter` of its own on the same ledger,
-inserting them as they come (`SessionWriter.write_ahead`) and committing when the
-session ends, and signs the checkpoints. It is fed a batch at a time, as it takes them
+inserting them as they come on a SQLite file (`SessionWriter.write_ahead`; on
+PostgreSQL all at the end) and committing when the session ends, and signs the
+checkpoints. It is fed a batch at a time, as it takes them
 (the pipe's unread bytes tell: FIONREAD); at the session's end, what it has not taken
 this process signs from the back while the worker takes from the front, so that
 neither waits for the other longer than it must. What the negotiation needs meanwhile (an envelope's size,
@@ -28,21 +29,24 @@ from __future__ import annotations
 
 import array
 import asyncio
-import fcntl
 import json
 import os
 import signal
 import struct
 import subprocess
 import sys
-import termios
 from collections import deque
 from collections.abc import Mapping, Sequence
 from multiprocessing.connection import Connection
 from typing import Any, Final
 
-import nacl.bindings
 import orjson
+
+try:  # the pipe's unread bytes (`LedgerWorker.backlogged`): POSIX only
+    import fcntl
+    import termios
+except ImportError:  # Windows: the worker is fed everything at once
+    fcntl = termios = None  # type: ignore[assignment]
 
 from accord.ledger.envelope import PendingEnvelope, now_iso, signed_canonical
 from accord.ledger.identity import Identity, b64
@@ -61,7 +65,6 @@ _ENTRY_HEAD: Final = struct.Struct("<HII")
 # then its canonical bytes.
 _SIGNED_HEAD: Final = struct.Struct("<I")
 _KEY_HEAD: Final = struct.Struct("<H")
-SIGNATURE_BYTES: Final = 64
 # Entries per request: a request costs the sender a few µs, an entry's signature about
 # 20 µs in the worker; larger batches leave the worker idle at a session's start.
 BATCH: Final = 8
@@ -81,7 +84,7 @@ class _Worker:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self.keys: dict[int, tuple[bytes, Identity]] = {}
+        self.keys: dict[int, Identity] = {}
         # Ledgers opened, by URL, with the identity of the SQLite file (None otherwise):
         # a file replaced at the same path is a new ledger, opened anew.
         self.ledgers: dict[str, tuple[Ledger, tuple[int, int] | None]] = {}
@@ -89,7 +92,7 @@ class _Worker:
         self.failure: str | None = None  # a session that could not be opened
 
     def identity(self, key: int) -> Identity:
-        return self.keys[key][1]
+        return self.keys[key]
 
     def handle(self, request: bytes) -> bytes | None:
         """Carry out `request`'s frames; the reply to its COMMIT, if it has one."""
@@ -98,8 +101,12 @@ class _Worker:
         pos, end, frame = 0, len(request), _FRAME.size
         staged: list[Any] = []  # this request's entries, appended together
         while pos < end:
+            if pos + frame > end:
+                raise _Garbled(f"a frame header at byte {pos} of a {end}-byte request")
             op, length = _FRAME.unpack_from(request, pos)
             pos += frame
+            if pos + length > end:
+                raise _Garbled(f"a {length}-byte frame at byte {pos} of a {end}-byte request")
             payload = view[pos : pos + length]
             pos += length
             if op == _ENTRY or op == _SIGNED:
@@ -117,7 +124,7 @@ class _Worker:
                 # Made now, while the session's process starts negotiating: the
                 # checkpoints are signed with these.
                 actor = bytes(payload[_KEY_HEAD.size + 64 :]).decode()
-                self.keys[key] = (secret, Identity.from_private_bytes(actor, secret[:32]))
+                self.keys[key] = Identity.from_private_bytes(actor, secret[:32])
             elif op == _OPEN:
                 self.open(json.loads(bytes(payload)))
             elif op == _CLOSE:
@@ -144,7 +151,7 @@ class _Worker:
         head = payload[start : start + head_len]
         actor, seq, kind, cards = orjson.loads(payload[start + head_len : start + head_len + parts_len])
         tail = payload[start + head_len + parts_len :]
-        signature = nacl.bindings.crypto_sign(b"".join((head, b",", tail)), self.keys[key][0])[:SIGNATURE_BYTES]
+        signature = self.keys[key].sign(b"".join((head, b",", tail)))
         return actor, seq, kind, signed_canonical(head, b64(signature), tail), cards
 
     def flush(self, staged: list[Any]) -> None:
@@ -168,7 +175,7 @@ class _Worker:
 
     def drop_session(self) -> None:
         """Forget the session (rolled back, if it left anything uncommitted)."""
-        if self.session is not None and not self.session.writer.closed:
+        if self.session is not None and self.session.writer.written_ahead:
             self.session.writer.abandon()
         self.session, self.failure = None, None
 
@@ -251,6 +258,11 @@ def _file_identity(path: str) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
+class _Garbled(Exception):
+    """A request that does not parse: the pipe carries no more meaning (the sender was
+    interrupted part-way), so the worker stops."""
+
+
 def _describe(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, LedgerError) else f"{type(exc).__name__}: {exc}"
 
@@ -264,7 +276,11 @@ def _serve(requests: Connection, replies: Connection) -> None:
                 request = requests.recv_bytes()
             except (EOFError, OSError):
                 return
-            reply = worker.handle(request)
+            try:
+                reply = worker.handle(request)
+            except _Garbled as exc:
+                print(f"accord ledger process: stopping on a garbled request: {exc}", file=sys.stderr)
+                return
             if reply is not None:
                 try:
                     replies.send_bytes(reply)
@@ -312,6 +328,7 @@ class LedgerWorker:
         self._busy = False  # a session is being written
         self._closed = False
         self._unread = array.array("i", [0])
+        self._retired = False
 
     @property
     def pid(self) -> int:
@@ -335,7 +352,8 @@ class LedgerWorker:
     def can_write(self, ledger: Ledger) -> bool:
         """Whether the worker can write to `ledger`: one another process can open (a
         SQLite file or a database server, not an in-memory SQLite ledger)."""
-        return not self._broken and not self._closed and ledger.url != "sqlite+aiosqlite://"
+        in_memory = ledger.location == ":memory:" or "mode=memory" in ledger.url or ":memory:" in ledger.url
+        return not self._broken and not self._closed and not in_memory
 
     def session_writer(
         self,
@@ -359,6 +377,7 @@ class LedgerWorker:
             )
         if self._busy:
             raise LedgerError("the ledger process is writing another session: one at a time")
+        ledger.check_new_session_id(session_id)  # refused before the session runs, as here
         if checkpoint_every < 1:
             raise ValueError(f"checkpoint interval must be positive, not {checkpoint_every}")
         keys: dict[str, int] = {}
@@ -383,13 +402,12 @@ class LedgerWorker:
     # -- what a WorkerSessionWriter asks of it -------------------------------------------
 
     def _frame(self, op: int, payload: bytes) -> None:
-        self._frames.append(_FRAME.pack(op, len(payload)))
-        self._frames.append(payload)
+        self._frames.append(_FRAME.pack(op, len(payload)) + payload)
 
     def backlogged(self) -> bool:
         """The worker has not yet started on a request sent earlier: its signing is behind
         the negotiation (the bytes it has not read are still in the pipe)."""
-        if self._broken:
+        if self._broken or fcntl is None:
             return False
         unread = self._unread
         try:
@@ -432,7 +450,7 @@ class LedgerWorker:
         """Use the worker no more, and end it now: a session it was writing holds the
         ledger's write lock until its process ends (its transaction is then rolled
         back), and the sessions written here meanwhile need that lock."""
-        self._broken = True
+        self._broken = self._retired = True
         self._process.kill()
         self._process.wait()
 
@@ -443,6 +461,11 @@ class LedgerWorker:
         reply = self._reply()
         if reply is not None:
             return reply.decode() if reply else None
+        if self._retired:
+            return (
+                f"the ledger process (pid {self._process.pid}) was ended after an interrupt: whether "
+                "the session's entries since its last commit were stored is not known (accord verify tells)"
+            )
         code = self._process.poll()
         return (
             f"the ledger process (pid {self._process.pid}) "
@@ -501,8 +524,10 @@ class WorkerSessionWriter:
         return self._broken
 
     def _usable(self) -> None:
-        if self._broken or self._released:
+        if self._broken:
             raise LedgerError(f"session {self.session_id!r}: an earlier commit failed; this writer is closed")
+        if self._released:
+            raise LedgerError(f"session {self.session_id!r}: this writer was released")
 
     def append(self, items: Sequence[PendingEnvelope]) -> None:
         """Stage `items` (this session's, in ledger order) to be signed, chained and
@@ -542,7 +567,10 @@ class WorkerSessionWriter:
         if not batch:
             return
         worker, keys, dumps = self._worker, self._keys, orjson.dumps
-        frames, frame, entry_head = worker._frames, _FRAME.pack, _ENTRY_HEAD.pack
+        # Framed apart, then handed over whole: a frame cut short by an interrupt would
+        # garble the request it went out with.
+        frames: list[bytes] = []
+        frame, entry_head = _FRAME.pack, _ENTRY_HEAD.pack
         for pending in batch:
             kind = pending.kind
             parts = dumps((pending.actor, pending.seq, kind, cited_cards(kind, pending.body)))
@@ -559,6 +587,7 @@ class WorkerSessionWriter:
                 frames.append(_SIGNED_HEAD.pack(len(parts)))
                 frames.append(parts)
                 frames.append(canonical)
+        worker._frames.extend(frames)
         worker._send()
 
     def seal(self, log: Identity, witnesses: Sequence[Identity] = ()) -> None:

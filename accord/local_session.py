@@ -36,8 +36,8 @@ dies outright, what was not yet stored is lost: the whole session if it had not 
 
 With a ledger process (`accord.ledger_worker.LedgerWorker`, `accord run --bus none
 --ledger-process`), the same transactions are that process's: the entries are streamed
-to it a batch at a time, unsigned, and it signs them, chains them and inserts them as
-they come, in the transaction it commits when the session ends (or every
+to it a batch at a time, unsigned, and it signs them, chains them and (on a SQLite file)
+inserts them as they come, in the transaction it commits when the session ends (or every
 `FLUSH_ENTRIES` entries); what it has not taken when the session ends, this process
 signs from the back while it takes from the front (`WorkerSessionWriter`).
 If either process dies, the uncommitted part is lost as above.

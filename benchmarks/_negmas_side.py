@@ -16,7 +16,8 @@ an Accord round is) between time-based negotiators:
   `ConcederTBNegotiator` (aspiration 1 - t**4, 1 - t, 1 - t**0.25);
 * `matched`: NegMAS's `TimeBasedConcedingNegotiator` with Accord's curves
   (1 - t**5, 1 - t, 1 - t**0.5; Accord's e = 0.2, 1, 2 give t**(1/e)), so that the two
-  frameworks play the same concession curves (quality only; same code path as `named`).
+  frameworks play the same concession curves (the like-for-like baseline; same code
+  path as `named`).
 
 Each negotiation is timed (perf_counter, median of `reps`) from creating the mechanism
 to the end of `run()`, in two modes:

@@ -339,3 +339,41 @@ def test_an_interrupted_send_mid_session_releases_the_ledger(tmp_path: Path, mon
                 assert (await ledger.verify(later.session_id)).ok
 
     run(go())
+
+
+def test_closing_a_ledger_rolls_back_a_session_written_ahead(tmp_path: Path) -> None:
+    async def go() -> None:
+        path = tmp_path / "ledger.db"
+        sid, envs, _ = build_session(2)
+        ledger = await Ledger.open(path)
+        writer = ledger.session_writer(sid, "spec", "", "sha256:0")
+        writer.append([(e, e.canonical()) for e in envs])
+        writer.write_ahead()
+        await asyncio.wait_for(ledger.close(), 5)  # no deadlock on the held lock
+        assert writer.closed
+        async with await Ledger.open(path) as again:
+            assert await again.sessions() == []
+
+    run(go())
+
+
+def test_a_session_id_that_cannot_be_is_refused_before_the_run(tmp_path: Path) -> None:
+    async def go() -> None:
+        async with await Ledger.open(tmp_path / "ledger.db") as ledger:
+            with LedgerWorker() as worker:
+                for bad in ("has space", "has+plus"):
+                    with pytest.raises(LedgerError):
+                        await run_local(load_plan(TINY)[0], ledger, worker=worker, session_id=bad)
+                assert await ledger.sessions() == []
+                ok = await run_local(load_plan(TINY)[0], ledger, worker=worker)
+                assert (await ledger.verify(ok.session_id)).ok
+
+    run(go())
+
+
+def test_a_garbled_request_stops_the_worker_and_says_so(tmp_path: Path) -> None:
+    with LedgerWorker() as worker:
+        assert worker.ready()
+        worker._frames.append(b"\x07\xff\xff\x00\x00")  # a frame longer than its request
+        worker._send()
+        assert not worker.ready() and worker.broken

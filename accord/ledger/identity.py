@@ -69,7 +69,7 @@ class Identity:
 
     @property
     def sodium_secret(self) -> bytes:
-        """libsodium's form of the private key (seed, then public key): what a signing
+        """libsodium's form of the private key (seed, then public key): what a ledger
         process (`accord.ledger_worker`) is given."""
         return self._sodium_secret
 

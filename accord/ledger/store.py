@@ -295,10 +295,11 @@ class SessionWriter:
     ``checkpoint_signer`` at every multiple of ``checkpoint_every`` entries, as
     `Ledger.checkpoint_every` has them; `seal` as `Ledger.seal`). The session's row is
     written by the first commit, with the creation time `Ledger.session_writer` was
-    called at; if the session exists already, that commit fails (`LedgerError`) and
-    nothing is written.
+    called at (or its ``created_at``); if the session exists already, that commit fails
+    (`LedgerError`) and nothing is written.
 
-    Nothing staged is in the database until `commit`, and a commit is all or nothing. If
+    Nothing staged is in the database until `commit` (`write_ahead` inserts it earlier,
+    in the transaction that commit completes), and a commit is all or nothing. If
     one fails, what earlier commits stored stays stored, whole, and the writer refuses
     any further use (`LedgerError`): the caller decides what the rest is worth. Not safe
     for concurrent use; another writer of the same session id (in this process or any
@@ -359,6 +360,11 @@ class SessionWriter:
     def closed(self) -> bool:
         """A commit failed: the writer refuses any further use."""
         return self._broken
+
+    @property
+    def written_ahead(self) -> bool:
+        """`write_ahead` holds a transaction open that no commit has completed yet."""
+        return self._ahead is not None
 
     def _usable(self) -> None:
         if self._broken:
@@ -456,6 +462,7 @@ class SessionWriter:
             self._ahead = ledger._direct_begin()
             if self._ahead is None:
                 return
+            ledger._ahead_writer = self
         row_written = self._row_stored or self._row_ahead
         write = _Write(
             session=None if row_written else (*self._session_row, "running", None),
@@ -481,6 +488,7 @@ class SessionWriter:
         self._ledger._heads.pop(self.session_id, None)
         self._ledger._trees.pop(self.session_id, None)
         if conn is not None:
+            self._ledger._ahead_writer = None
             self._ledger._direct_end(conn, commit=False)
 
     async def commit(self) -> None:
@@ -512,6 +520,7 @@ class SessionWriter:
         try:
             if self._ahead is not None:
                 conn, self._ahead = self._ahead, None
+                ledger._ahead_writer = None
                 try:
                     ledger._direct_rows(conn, session_id, write)
                 except BaseException:
@@ -595,6 +604,8 @@ class Ledger:
         self._direct_path: Path | None = None
         self._direct: sqlite3.Connection | None = None
         self._direct_lock = threading.Lock()
+        # The writer whose `write_ahead` transaction holds `_direct` (and the lock).
+        self._ahead_writer: SessionWriter | None = None
 
     @classmethod
     async def open(
@@ -672,6 +683,9 @@ class Ledger:
         return describe_location(self.url)
 
     async def close(self) -> None:
+        holder = self._ahead_writer
+        if holder is not None:  # a session written ahead and never committed: rolled back
+            holder.abandon()
         with self._direct_lock:
             if self._direct is not None:
                 self._direct.close()
@@ -857,12 +871,19 @@ class Ledger:
         session already."""
         if checkpoint_every < 1:
             raise ValueError(f"checkpoint interval must be positive, not {checkpoint_every}")
+        self.check_new_session_id(session_id)
+        return SessionWriter(
+            self, session_id, spec_id, title, spec_hash, checkpoint_signer, checkpoint_every, created_at
+        )
+
+    def check_new_session_id(self, session_id: str) -> None:
+        """Refuse (`LedgerError`), before anything runs, a session id that cannot name a
+        checkpoint or that this ledger object knows to be taken already (a session in
+        the database it has not seen is refused by the first commit instead)."""
         if session_id in self._heads:
             raise LedgerError(f"session {session_id!r} already exists in {self.location}")
         try:
-            return SessionWriter(
-                self, session_id, spec_id, title, spec_hash, checkpoint_signer, checkpoint_every, created_at
-            )
+            origin_for(session_id)
         except CheckpointError as exc:
             raise LedgerError(str(exc)) from None
 

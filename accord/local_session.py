@@ -349,14 +349,6 @@ def _outcome(ended: Ended, results: list[DelegateResult]) -> dict[str, Any]:
     }
 
 
-def _writer(plan: SessionPlan, ledger: Ledger, session_id: str | None, chair: Identity) -> SessionWriter:
-    """The session's writer, under `session_id` or a new id (`new_session_id`)."""
-    return ledger.session_writer(
-        session_id or new_session_id(plan.spec.id), plan.spec.id, plan.spec.title, plan.spec_hash,
-        checkpoint_signer=chair,
-    )
-
-
 def _signed(batch: list[PendingEnvelope]) -> list[_Entry]:
     entries = []
     for pending in batch:
@@ -387,15 +379,17 @@ async def run_local(
     # One transaction for the whole session (see `SessionWriter`): the session's row,
     # every entry, the checkpoints and the outcome. Waiting on the database a dozen times
     # per session cost more than the negotiation itself.
+    session_id = session_id or new_session_id(plan.spec.id)
+    spec = plan.spec
     writer: SessionWriter | WorkerSessionWriter
     if worker is not None and worker.can_write(ledger):
-        session_id = session_id or new_session_id(plan.spec.id)
         writer = worker.session_writer(
-            ledger, session_id, plan.spec.id, plan.spec.title, plan.spec_hash, identities, checkpoint_signer=CHAIR
+            ledger, session_id, spec.id, spec.title, plan.spec_hash, identities, checkpoint_signer=CHAIR
         )
     else:
-        writer = _writer(plan, ledger, session_id, identities[CHAIR])
-    session_id = writer.session_id
+        writer = ledger.session_writer(
+            session_id, spec.id, spec.title, plan.spec_hash, checkpoint_signer=identities[CHAIR]
+        )
     try:
         keys = {actor: i.public_key for actor, i in identities.items()}
         open_body = opening_body(plan, session_id, keys) | (extra_opening or {})

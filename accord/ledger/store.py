@@ -375,10 +375,7 @@ class SessionWriter:
         as `Ledger.append_canonical` does, and stage them; sign the checkpoints they
         reach. All or nothing: an envelope of another session is refused (`LedgerError`)
         and then none of `items` is staged."""
-        self._usable()
-        if self.finished:
-            raise LedgerError(f"session {self.session_id!r} is finished: nothing more can be appended")
-        if not items:
+        if not self._appendable(items):
             return []
         return self._stage(_chained(self.session_id, self._idx, self._prev, items))
 
@@ -387,12 +384,17 @@ class SessionWriter:
         canonical bytes (signed, of this session: the caller has made sure) and the cards
         its move cites (`cited_cards`). For a writer that never holds the envelopes
         (`accord.ledger_worker`)."""
+        if not self._appendable(items):
+            return []
+        return self._stage(_chained_parts(self.session_id, self._idx, self._prev, items))
+
+    def _appendable(self, items: Sequence[Any]) -> bool:
+        """Whether there is anything to append; refused (`LedgerError`) once closed or
+        finished."""
         self._usable()
         if self.finished:
             raise LedgerError(f"session {self.session_id!r} is finished: nothing more can be appended")
-        if not items:
-            return []
-        return self._stage(_chained_parts(self.session_id, self._idx, self._prev, items))
+        return bool(items)
 
     def _stage(
         self, chained: tuple[list[tuple[Any, ...]], list[tuple[str, str, int]], list[bytes], int, str]
